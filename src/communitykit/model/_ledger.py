@@ -1,0 +1,1005 @@
+"""The points ledger: append-only, idempotent, reversible, expiring.
+
+A :class:`Ledger` holds the entries of one community. Every change is a new
+:class:`Entry`; nothing is ever rewritten. The rules it enforces:
+
+* **Idempotency.** Every operation carries an idempotency key unique in the
+  community. The same operation with the same key again returns the original
+  result and changes nothing. The same key for a *different* operation raises
+  :class:`~communitykit.DuplicateEntry`.
+* **Balance.** A member's balance is the sum of the ``points`` of their entries
+  and never goes below zero: a debit beyond it raises
+  :class:`~communitykit.InsufficientPoints`.
+* **Lots and expiry.** Each credit is a lot. A debit consumes the
+  earliest-expiring lots first (lots that never expire last, older lots before
+  newer ones on a tie). Expiry removes only what is left of a lot.
+* **Reversal.** Reversing a credit takes back what is left of its lot, then
+  whatever else the member holds, never more than the balance. The part that was
+  already spent and could not be taken back is recorded as ``unrecovered``.
+* **Pending credits** count for nothing until confirmed; they can be cancelled.
+* **Daily caps** per reason (``{"message": 20}``) limit the points credited per
+  member per day, the day taken in the community's time zone (DST included). An
+  award beyond the cap is cut to what is left of it; an award cut to nothing
+  writes no entry and returns ``None``.
+* **Merged members.** When two members are merged (see
+  :func:`communitykit.model.merge_members`), their accounts are read as one:
+  one balance, one set of lots, one daily cap. Entries keep the account they were
+  written to, so unmerging gives each member back exactly what is theirs.
+
+The ledger never reads the clock: every operation is given its time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import attrs
+
+from communitykit._errors import (
+    DuplicateEntry,
+    InsufficientPoints,
+    InvalidOperation,
+    ModelError,
+    UnknownEntry,
+)
+from communitykit.model._time import resolve_timezone
+
+__all__ = ["RESERVED_KEY_PREFIX", "Award", "Entry", "EntryKind", "Ledger"]
+
+#: Idempotency keys starting with this prefix are written by the ledger itself.
+RESERVED_KEY_PREFIX = "ledger:"
+
+
+class EntryKind(StrEnum):
+    """What a ledger entry records."""
+
+    CREDIT = "credit"
+    DEBIT = "debit"
+    EXPIRY = "expiry"
+    REVERSAL = "reversal"
+    PENDING = "pending"
+    CANCELLATION = "cancellation"
+
+
+@attrs.frozen(slots=True)
+class Entry:
+    """One ledger entry. Built by the :class:`Ledger`, never by hand.
+
+    ``points`` is the signed effect on the balance (``+`` for a credit, ``-`` for
+    a debit, an expiry or a reversal, ``0`` for a pending credit and a
+    cancellation). ``amount`` is what was asked for: the award before a daily cap,
+    the points a pending credit will give once confirmed, the points of the
+    credit a reversal undoes. ``lots`` lists the credits a debit, an expiry or a
+    reversal took points from, as ``(credit entry id, points)`` pairs.
+    """
+
+    entry_id: str
+    member: str
+    kind: EntryKind
+    points: int
+    reason: str
+    at: datetime
+    idempotency_key: str
+    amount: int = 0
+    expires_at: datetime | None = None
+    refers_to: str | None = None
+    unrecovered: int = 0
+    lots: tuple[tuple[str, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``ledger.jsonl`` (optional fields only when set)."""
+        data: dict[str, Any] = {
+            "entry_id": self.entry_id,
+            "member": self.member,
+            "kind": self.kind.value,
+            "points": self.points,
+            "reason": self.reason,
+            "at": self.at.isoformat(),
+            "idempotency_key": self.idempotency_key,
+        }
+        if self.amount != abs(self.points):
+            data["amount"] = self.amount
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at.isoformat()
+        if self.refers_to is not None:
+            data["refers_to"] = self.refers_to
+        if self.unrecovered:
+            data["unrecovered"] = self.unrecovered
+        if self.lots:
+            data["lots"] = [[lot, points] for lot, points in self.lots]
+        return data
+
+
+class Award(NamedTuple):
+    """One award for :meth:`Ledger.award_many`."""
+
+    member: str
+    points: int
+    reason: str
+    at: datetime
+    key: str
+    expires_at: datetime | None = None
+
+
+AwardTuple = tuple[str, int, str, datetime, str, datetime | None]
+
+# A row is the compact form an entry is stored in: a tuple of plain values, which
+# the garbage collector stops tracking, so a million entries cost little.
+# (member, kind, points, reason, at, key, amount, expires_at)
+_Row = tuple[str, str, int, str, datetime, str, int, datetime | None]
+# refers_to, unrecovered, lots: rare, kept aside
+_Aux = tuple[str | None, int, tuple[tuple[str, int], ...]]
+
+_CREDIT = EntryKind.CREDIT.value
+_PENDING = EntryKind.PENDING.value
+_REVERSAL = EntryKind.REVERSAL.value
+_KINDS = {kind.value: kind for kind in EntryKind}
+_NO_AUX: _Aux = (None, 0, ())
+
+
+def _check_points(points: int) -> None:
+    if type(points) is not int or points <= 0:
+        raise ModelError(f"points must be a positive whole number, got {points!r}")
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ModelError("an idempotency key must be a non-empty string")
+    if key.startswith(RESERVED_KEY_PREFIX):
+        raise ModelError(
+            f"idempotency keys starting with {RESERVED_KEY_PREFIX!r} are reserved for the ledger"
+        )
+
+
+def _check_at(name: str, at: datetime) -> None:
+    if not isinstance(at, datetime):
+        raise ModelError(f"{name} must be a datetime, got {type(at).__name__}")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ModelError(f"{name} must be a timezone-aware datetime, got naive {at.isoformat()}")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _DayCache:
+    """Maps instants to community days, remembering the bounds of the last day seen.
+
+    ``at.astimezone(tz).date()`` is the truth; this only avoids recomputing it for
+    the many events that fall on the same day as the previous one. ``start`` and
+    ``end`` bound the cached ``current`` day: ``start <= at < end``.
+    """
+
+    __slots__ = ("_tz", "current", "end", "start")
+
+    def __init__(self, tz: tzinfo) -> None:
+        self._tz = tz
+        self.start = _EPOCH
+        self.end = _EPOCH
+        self.current = date.min
+
+    def day(self, at: datetime) -> date:
+        if self.start <= at < self.end:
+            return self.current
+        day = at.astimezone(self._tz).date()
+        # Local midnight of this day and of the next. A midnight that falls in a DST
+        # gap resolves (fold=0) to the instant the day really starts.
+        # Kept in UTC: comparing with a ZoneInfo datetime costs a utcoffset() look-up.
+        start = datetime(day.year, day.month, day.day, tzinfo=self._tz).astimezone(UTC)
+        following = day + timedelta(days=1)
+        end = datetime(following.year, following.month, following.day, tzinfo=self._tz)
+        end = end.astimezone(UTC)
+        if start <= at < end:
+            self.start, self.end, self.current = start, end, day
+        return day
+
+
+class _Account:
+    """Everything the ledger keeps per account, behind one dictionary look-up."""
+
+    __slots__ = ("balance", "cap_used", "open", "seqs")
+
+    def __init__(self) -> None:
+        self.balance = 0
+        self.seqs: list[int] = []  # positions of this account's entries
+        self.open: list[int] | None = None  # credits that may have points left, once needed
+        self.cap_used: dict[tuple[str, date], int] = {}
+
+
+class Ledger:
+    """The points ledger of one community (see the module documentation).
+
+    ``timezone`` is the community's IANA zone name (or a ``tzinfo``); it decides
+    where a day starts for daily caps. ``daily_caps`` maps a reason to the most
+    points a member may be credited for it per day.
+    """
+
+    __slots__ = (
+        "_accounts_by_id",
+        "_aux",
+        "_capped",
+        "_caps",
+        "_children",
+        "_consumed",
+        "_days",
+        "_expired",
+        "_expiry_heap",
+        "_keys",
+        "_multi",
+        "_parent",
+        "_pending_state",
+        "_reversed",
+        "_rows",
+        "_tz",
+    )
+
+    def __init__(
+        self, timezone: str | tzinfo = "UTC", daily_caps: Mapping[str, int] | None = None
+    ) -> None:
+        self._tz: tzinfo = resolve_timezone(timezone) if isinstance(timezone, str) else timezone
+        caps = dict(daily_caps or {})
+        for reason, cap in caps.items():
+            if type(cap) is not int or cap < 0:
+                raise ModelError(
+                    f"daily cap for {reason!r} must be a whole number >= 0, got {cap!r}"
+                )
+        self._caps: dict[str, int] = caps
+        self._days = _DayCache(self._tz)
+        self._rows: list[_Row] = []
+        self._aux: dict[int, _Aux] = {}
+        self._consumed: dict[int, int] = {}  # credit seq -> points taken from it
+        self._expired: dict[int, int] = {}  # credit seq -> points that expired
+        self._keys: dict[str, int] = {}  # idempotency key -> seq of the (first) entry; -1: none
+        self._capped: dict[str, tuple[str, int, str]] = {}  # key of an award capped to nothing
+        self._multi: dict[str, tuple[int, ...]] = {}  # key -> every entry of one operation
+        self._accounts_by_id: dict[str, _Account] = {}
+        self._expiry_heap: list[tuple[datetime, int]] = []
+        self._pending_state: dict[int, int] = {}  # pending seq -> confirming/cancelling seq
+        self._reversed: dict[int, int] = {}  # credit seq -> reversal seq
+        self._parent: dict[str, str] = {}  # absorbed account -> the account it was merged into
+        self._children: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def timezone(self) -> tzinfo:
+        return self._tz
+
+    @property
+    def daily_caps(self) -> Mapping[str, int]:
+        return dict(self._caps)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (self._entry(seq) for seq in range(len(self._rows)))
+
+    def __repr__(self) -> str:
+        return f"<Ledger entries={len(self._rows)} members={len(self._accounts_by_id)}>"
+
+    def entry(self, entry_id: str) -> Entry:
+        """The entry with id ``entry_id``; :class:`UnknownEntry` if there is none."""
+        return self._entry(self._seq(entry_id))
+
+    def entries(self, member: str | None = None) -> list[Entry]:
+        """Every entry, or those of ``member`` (all its merged accounts), in order written."""
+        if member is None:
+            return list(self)
+        return [self._entry(seq) for seq in self._person_seqs(self._root(member))]
+
+    def account_entries(self, account: str) -> list[Entry]:
+        """The entries written to ``account`` itself, not to accounts merged into it."""
+        record = self._accounts_by_id.get(account)
+        return [] if record is None else [self._entry(seq) for seq in record.seqs]
+
+    def members(self) -> list[str]:
+        """Every account that has at least one entry."""
+        return list(self._accounts_by_id)
+
+    def balance(self, member: str) -> int:
+        """The member's spendable points (across merged accounts)."""
+        return sum(self.account_balance(a) for a in self._accounts(self._root(member)))
+
+    def account_balance(self, account: str) -> int:
+        """The points held by ``account`` itself, ignoring merges."""
+        record = self._accounts_by_id.get(account)
+        return 0 if record is None else record.balance
+
+    def pending_points(self, member: str) -> int:
+        """Points in pending credits not yet confirmed or cancelled."""
+        rows = self._rows
+        return sum(
+            rows[seq][6]
+            for seq in self._person_seqs(self._root(member))
+            if rows[seq][1] == _PENDING and seq not in self._pending_state
+        )
+
+    def lots(self, member: str) -> list[tuple[str, int, datetime | None]]:
+        """Open lots as ``(credit entry id, points left, expires_at)``, in spending order."""
+        return [
+            (f"e{seq}", self._left(seq), self._rows[seq][7])
+            for seq in self._open_lots(self._root(member))
+        ]
+
+    def result_for(self, key: str) -> Entry | tuple[Entry, ...] | None:
+        """What the operation with idempotency ``key`` wrote; ``KeyError`` if none ran."""
+        seq = self._keys[key]
+        if seq < 0:
+            return None
+        many = self._multi.get(key)
+        if many is not None:
+            return tuple(self._entry(s) for s in many)
+        return self._entry(seq)
+
+    def has_key(self, key: str) -> bool:
+        """Whether an operation with this idempotency key was already applied."""
+        return key in self._keys
+
+    def day_of(self, at: datetime) -> date:
+        """The community day ``at`` falls on."""
+        return self._days.day(at)
+
+    def cap_used(self, member: str, reason: str, at: datetime) -> int:
+        """Points credited to ``member`` for ``reason`` on the community day of ``at``."""
+        slot = (reason, self._days.day(at))
+        records = self._accounts_by_id
+        return sum(
+            records[a].cap_used.get(slot, 0)
+            for a in self._accounts(self._root(member))
+            if a in records
+        )
+
+    def cap_remaining(self, member: str, reason: str, at: datetime) -> int | None:
+        """How many more points ``reason`` may credit today, or ``None`` when uncapped."""
+        cap = self._caps.get(reason)
+        if cap is None:
+            return None
+        return max(0, cap - self.cap_used(member, reason, at))
+
+    def qualifying_points(
+        self, member: str, *, now: datetime, window: timedelta | None = None
+    ) -> int:
+        """Credits minus reversed credits, over ``(now - window, now]`` or the whole life.
+
+        Debits and expiry do not count: spending points never changes what a member
+        qualified for. A reversed credit counts for nothing.
+        """
+        _check_at("now", now)
+        start = None if window is None else now - window
+        rows = self._rows
+        reversed_ = self._reversed
+        total = 0
+        for seq in self._person_seqs(self._root(member)):
+            row = rows[seq]
+            if row[1] != _CREDIT or seq in reversed_:
+                continue
+            at = row[4]
+            if at <= now and (start is None or at > start):
+                total += row[2]
+        return total
+
+    # ----------------------------------------------------------------- writing
+
+    def award(
+        self,
+        member: str,
+        points: int,
+        *,
+        reason: str,
+        at: datetime,
+        key: str,
+        expires_at: datetime | None = None,
+    ) -> Entry | None:
+        """Credit ``points`` to ``member``; returns the entry, or ``None`` when capped to 0."""
+        seq = self.award_seq(member, points, reason=reason, at=at, key=key, expires_at=expires_at)
+        return None if seq < 0 else self._entry(seq)
+
+    def award_seq(
+        self,
+        member: str,
+        points: int,
+        *,
+        reason: str,
+        at: datetime,
+        key: str,
+        expires_at: datetime | None = None,
+    ) -> int:
+        """:meth:`award`, returning the entry's position (``-1`` when capped to 0).
+
+        Read the entry with :meth:`entry_at` when it is needed.
+        """
+        return self.award_many(((member, points, reason, at, key, expires_at),))[0]
+
+    def award_many(self, awards: Iterable[Award | AwardTuple]) -> list[int]:
+        """Apply many awards in order; returns each one's entry position (-1: capped to 0).
+
+        Each item is an :class:`Award` or a plain ``(member, points, reason, at,
+        key, expires_at)`` tuple. Every award is checked and applied on its own, with
+        the same rules as :meth:`award`: when one is refused, the error is raised and
+        the awards before it stay applied (run the batch again: those are replays).
+        This is the fast path for bulk work; it builds no :class:`Entry`.
+        """
+        written: list[int] = []
+        out = written.append
+        keys = self._keys
+        parent = self._parent
+        records = self._accounts_by_id
+        caps = self._caps
+        children = self._children
+        days = self._days
+        rows = self._rows
+        push_row = rows.append
+        for member, points, reason, at, key, expires_at in awards:
+            known = keys.get(key)
+            if known is not None:
+                self._check_replay(key, known, _CREDIT, member, points, reason)
+                out(known)
+                continue
+            if type(points) is not int or points <= 0:
+                _check_points(points)
+            if type(key) is not str or not key or key.startswith(RESERVED_KEY_PREFIX):
+                _check_key(key)
+            if type(at) is not datetime or at.tzinfo is None:
+                _check_at("at", at)
+            if expires_at is not None:
+                _check_at("expires_at", expires_at)
+                if expires_at <= at:
+                    raise ModelError("expires_at must be later than the time of the award")
+            account = member
+            if account in parent:
+                account = self._root(account)
+            record = records.get(account)
+            if record is None:
+                record = records[account] = _Account()
+            granted = points
+            cap = caps.get(reason)
+            if cap is not None:
+                if account in children:
+                    granted = self._apply_cap(record, account, reason, at, points, cap)
+                else:  # _apply_cap, inlined for the common case
+                    slot = (reason, days.current if days.start <= at < days.end else days.day(at))
+                    used_map = record.cap_used
+                    used = used_map.get(slot, 0)
+                    granted = cap - used
+                    if granted > points:
+                        granted = points
+                    if granted > 0:
+                        used_map[slot] = used + granted
+                if granted <= 0:
+                    keys[key] = -1
+                    self._capped[key] = (member, points, reason)
+                    out(-1)
+                    continue
+            seq = len(rows)
+            push_row((account, _CREDIT, granted, reason, at, key, points, expires_at))
+            record.seqs.append(seq)
+            record.balance += granted
+            if record.open is not None:
+                record.open.append(seq)
+            if expires_at is not None:
+                heapq.heappush(self._expiry_heap, (expires_at, seq))
+            keys[key] = seq
+            out(seq)
+        return written
+
+    def entry_at(self, seq: int) -> Entry:
+        """The entry at position ``seq`` (see :meth:`award_seq`)."""
+        if not 0 <= seq < len(self._rows):
+            raise UnknownEntry(f"no ledger entry at position {seq}")
+        return self._entry(seq)
+
+    def award_pending(
+        self,
+        member: str,
+        points: int,
+        *,
+        reason: str,
+        at: datetime,
+        key: str,
+        expires_at: datetime | None = None,
+    ) -> Entry:
+        """Record a credit that counts for nothing until :meth:`confirm`-ed."""
+        known = self._keys.get(key)
+        if known is not None:
+            self._check_replay(key, known, _PENDING, member, points, reason)
+            return self._entry(known)
+        _check_key(key)
+        _check_points(points)
+        _check_at("at", at)
+        if expires_at is not None:
+            _check_at("expires_at", expires_at)
+        seq = self._append(
+            self._root(member), _PENDING, 0, reason, at, key, points, expires_at, _NO_AUX
+        )
+        self._keys[key] = seq
+        return self._entry(seq)
+
+    def confirm(self, pending_id: str, *, at: datetime, key: str | None = None) -> Entry | None:
+        """Turn a pending credit into a real one (daily caps apply on the day confirmed).
+
+        Returns the credit, or ``None`` when a daily cap or the credit's expiry left
+        nothing to give (a cancellation is recorded then).
+        """
+        pseq = self._pending(pending_id)
+        member, _, _, reason, _, pkey, amount, expires_at = self._rows[pseq]
+        key = key if key is not None else f"{pkey}:confirm"
+        known = self._keys.get(key)
+        if known is not None:
+            self._check_replay(key, known, "confirm", pending_id, 0, "")
+            return None if self._rows[known][1] != _CREDIT else self._entry(known)
+        _check_key(key)
+        _check_at("at", at)
+        self._check_pending_open(pseq)
+        account = self._root(member)
+        granted = amount
+        cap = self._caps.get(reason)
+        if cap is not None:
+            granted = self._apply_cap(self._record(account), account, reason, at, amount, cap)
+        if expires_at is not None and expires_at <= at:
+            granted = 0  # it would expire the moment it exists
+        if granted == 0:
+            seq = self._append(
+                account,
+                EntryKind.CANCELLATION.value,
+                0,
+                reason,
+                at,
+                key,
+                amount,
+                None,
+                (pending_id, 0, ()),
+            )
+            self._keys[key] = seq
+        else:
+            seq = self._write_credit(
+                account, granted, amount, reason, at, key, expires_at, pending_id
+            )
+        self._pending_state[pseq] = seq
+        return self._entry(seq) if granted else None
+
+    def cancel(
+        self, pending_id: str, *, at: datetime, reason: str | None = None, key: str | None = None
+    ) -> Entry:
+        """Cancel a pending credit: it will never count."""
+        pseq = self._pending(pending_id)
+        member, _, _, preason, _, pkey, amount, _ = self._rows[pseq]
+        key = key if key is not None else f"{pkey}:cancel"
+        known = self._keys.get(key)
+        if known is not None:
+            self._check_replay(key, known, "cancel", pending_id, 0, "")
+            return self._entry(known)
+        _check_key(key)
+        _check_at("at", at)
+        self._check_pending_open(pseq)
+        seq = self._append(
+            member,
+            EntryKind.CANCELLATION.value,
+            0,
+            reason if reason is not None else preason,
+            at,
+            key,
+            amount,
+            None,
+            (pending_id, 0, ()),
+        )
+        self._keys[key] = seq
+        self._pending_state[pseq] = seq
+        return self._entry(seq)
+
+    def spend(
+        self, member: str, points: int, *, reason: str, at: datetime, key: str
+    ) -> tuple[Entry, ...]:
+        """Debit ``points`` from ``member``, earliest-expiring lots first.
+
+        Returns one entry per account that paid (one, unless members were merged).
+        Raises :class:`InsufficientPoints` when the balance is too small; nothing is
+        written then.
+        """
+        known = self._keys.get(key)
+        if known is not None:
+            self._check_replay(key, known, EntryKind.DEBIT.value, member, points, reason)
+            return self._results(key, known)
+        _check_key(key)
+        _check_points(points)
+        _check_at("at", at)
+        person = self._root(member)
+        balance = self.balance(person)
+        if points > balance:
+            raise InsufficientPoints(member, points, balance)
+        plan = self._take(person, points, first=None)
+        return self._write_takes(
+            EntryKind.DEBIT.value, plan, reason, at, key, None, 0, amount=points, primary=None
+        )
+
+    def reverse(self, credit_id: str, *, at: datetime, reason: str, key: str) -> tuple[Entry, ...]:
+        """Undo a credit: take back what is left of it, then other points, never below 0.
+
+        The first entry returned refers to the credit and records in
+        ``unrecovered`` the points that were already spent and could not be taken
+        back. Points that had already expired are not taken twice.
+        """
+        known = self._keys.get(key)
+        if known is not None:
+            self._check_replay(key, known, _REVERSAL, credit_id, 0, reason)
+            return self._results(key, known)
+        _check_key(key)
+        _check_at("at", at)
+        cseq = self._seq(credit_id)
+        credit = self._rows[cseq]
+        if credit[1] != _CREDIT:
+            hint = " (cancel a pending credit instead)" if credit[1] == _PENDING else ""
+            raise InvalidOperation(
+                f"entry {credit_id} is a {credit[1]}, only credits can be reversed{hint}"
+            )
+        if cseq in self._reversed:
+            raise InvalidOperation(
+                f"credit {credit_id} was already reversed by entry e{self._reversed[cseq]}"
+            )
+        person = self._root(credit[0])
+        target = credit[2] - self._expired.get(cseq, 0)
+        recoverable = min(target, self.balance(person))
+        plan = self._take(person, recoverable, first=cseq) if recoverable > 0 else {}
+        if not plan:
+            plan = {credit[0]: []}
+        entries = self._write_takes(
+            _REVERSAL,
+            plan,
+            reason,
+            at,
+            key,
+            credit_id,
+            target - recoverable,
+            amount=credit[2],
+            primary=credit[0] if credit[0] in plan else None,
+        )
+        self._reversed[cseq] = self._keys[key]
+        return entries
+
+    def expire(self, now: datetime) -> list[Entry]:
+        """Expire what is left of every lot whose ``expires_at`` is at or before ``now``."""
+        _check_at("now", now)
+        written: list[Entry] = []
+        heap = self._expiry_heap
+        while heap and heap[0][0] <= now:
+            expires_at, cseq = heapq.heappop(heap)
+            left = self._left(cseq)
+            if left == 0:
+                continue
+            self._consumed[cseq] = self._consumed.get(cseq, 0) + left
+            self._expired[cseq] = left
+            account, _, _, reason, _, _, _, _ = self._rows[cseq]
+            credit_id = f"e{cseq}"
+            key = f"{RESERVED_KEY_PREFIX}expiry:{credit_id}"
+            seq = self._append(
+                account,
+                EntryKind.EXPIRY.value,
+                -left,
+                reason,
+                expires_at,
+                key,
+                left,
+                None,
+                (credit_id, 0, ((credit_id, left),)),
+            )
+            self._keys[key] = seq
+            written.append(self._entry(seq))
+        return written
+
+    def next_expiry(self) -> datetime | None:
+        """When the next lot expires, so a scheduler knows when to call :meth:`expire`."""
+        heap = self._expiry_heap
+        while heap:
+            if self._left(heap[0][1]) > 0:
+                return heap[0][0]
+            heapq.heappop(heap)
+        return None
+
+    # ------------------------------------------------------------------ merging
+
+    def merge_accounts(self, survivor: str, absorbed: str) -> None:
+        """Read ``absorbed``'s account as part of ``survivor`` from now on.
+
+        Both must be top-level members (not merged into another). Entries are not
+        touched; see :meth:`unmerge_accounts`.
+        """
+        if survivor == absorbed:
+            raise InvalidOperation(f"cannot merge member {survivor!r} into itself")
+        for who in (survivor, absorbed):
+            if who in self._parent:
+                raise InvalidOperation(
+                    f"member {who!r} is merged into {self._parent[who]!r}; "
+                    "merge into that member instead"
+                )
+        self._parent[absorbed] = survivor
+        self._children.setdefault(survivor, []).append(absorbed)
+
+    def unmerge_accounts(self, absorbed: str) -> str:
+        """Undo :meth:`merge_accounts`; returns the member ``absorbed`` was merged into."""
+        survivor = self._parent.pop(absorbed, None)
+        if survivor is None:
+            raise InvalidOperation(f"member {absorbed!r} is not merged into another member")
+        children = self._children[survivor]
+        children.remove(absorbed)
+        if not children:
+            del self._children[survivor]
+        return survivor
+
+    def merged_into(self, member: str) -> str | None:
+        """The member ``member`` was merged into, if any."""
+        return self._parent.get(member)
+
+    # ---------------------------------------------------------------- internals
+
+    def _entry(self, seq: int) -> Entry:
+        member, kind, points, reason, at, key, amount, expires_at = self._rows[seq]
+        refers_to, unrecovered, lots = self._aux.get(seq, _NO_AUX)
+        return Entry(
+            f"e{seq}",
+            member,
+            _KINDS[kind],
+            points,
+            reason,
+            at,
+            key,
+            amount,
+            expires_at,
+            refers_to,
+            unrecovered,
+            lots,
+        )
+
+    def _results(self, key: str, seq: int) -> tuple[Entry, ...]:
+        many = self._multi.get(key)
+        return tuple(self._entry(s) for s in (many if many is not None else (seq,)))
+
+    def _seq(self, entry_id: str) -> int:
+        if isinstance(entry_id, str) and entry_id[:1] == "e" and entry_id[1:].isdigit():
+            seq = int(entry_id[1:])
+            if seq < len(self._rows):
+                return seq
+        raise UnknownEntry(f"no ledger entry with id {entry_id!r}")
+
+    def _root(self, member: str) -> str:
+        parent = self._parent
+        while member in parent:
+            member = parent[member]
+        return member
+
+    def _accounts(self, person: str) -> list[str]:
+        if person not in self._children:
+            return [person]
+        found = [person]
+        stack = list(self._children[person])
+        while stack:
+            account = stack.pop()
+            found.append(account)
+            stack.extend(self._children.get(account, ()))
+        return found
+
+    def _record(self, account: str) -> _Account:
+        record = self._accounts_by_id.get(account)
+        if record is None:
+            record = self._accounts_by_id[account] = _Account()
+        return record
+
+    def _left(self, seq: int) -> int:
+        """Points left in the credit at ``seq``."""
+        return self._rows[seq][2] - self._consumed.get(seq, 0)
+
+    def _person_seqs(self, person: str) -> list[int]:
+        records = self._accounts_by_id
+        accounts = self._accounts(person)
+        if len(accounts) == 1:
+            record = records.get(person)
+            return [] if record is None else list(record.seqs)
+        return sorted(seq for a in accounts if a in records for seq in records[a].seqs)
+
+    def _check_replay(
+        self, key: str, seq: int, kind: str, subject: str, points: int, reason: str
+    ) -> None:
+        """Raise :class:`DuplicateEntry` when ``key`` was used for another operation."""
+        if seq < 0:
+            same = self._capped[key] == (subject, points, reason)
+            what = "award"
+        else:
+            row = self._rows[seq]
+            refers_to = self._aux.get(seq, _NO_AUX)[0]
+            if kind in ("confirm", "cancel"):
+                same = refers_to == subject
+            elif kind == _REVERSAL:
+                same = row[1] == _REVERSAL and refers_to == subject
+            else:
+                same = (
+                    row[1] == kind
+                    and row[6] == points
+                    and row[3] == reason
+                    and self._root(row[0]) == self._root(subject)
+                )
+            what = row[1]
+        if not same:
+            raise DuplicateEntry(
+                f"idempotency key {key!r} was already used for another operation (a {what}); "
+                "use a new key for a new operation"
+            )
+
+    def _apply_cap(
+        self, record: _Account, account: str, reason: str, at: datetime, points: int, cap: int
+    ) -> int:
+        slot = (reason, self._days.day(at))
+        used_map = record.cap_used
+        if account in self._children:
+            records = self._accounts_by_id
+            used = sum(
+                records[a].cap_used.get(slot, 0) for a in self._accounts(account) if a in records
+            )
+        else:
+            used = used_map.get(slot, 0)
+        granted = cap - used
+        if granted <= 0:
+            return 0
+        if points < granted:
+            granted = points
+        used_map[slot] = used_map.get(slot, 0) + granted
+        return granted
+
+    def _append(
+        self,
+        account: str,
+        kind: str,
+        points: int,
+        reason: str,
+        at: datetime,
+        key: str,
+        amount: int,
+        expires_at: datetime | None,
+        aux: _Aux,
+    ) -> int:
+        rows = self._rows
+        seq = len(rows)
+        rows.append((account, kind, points, reason, at, key, amount, expires_at))
+        if aux is not _NO_AUX:
+            self._aux[seq] = aux
+        record = self._record(account)
+        record.seqs.append(seq)
+        record.balance += points
+        return seq
+
+    def _write_credit(
+        self,
+        account: str,
+        granted: int,
+        asked: int,
+        reason: str,
+        at: datetime,
+        key: str,
+        expires_at: datetime | None,
+        refers_to: str | None,
+    ) -> int:
+        # award_seq writes its credits inline; keep the two in step.
+        seq = self._append(
+            account,
+            _CREDIT,
+            granted,
+            reason,
+            at,
+            key,
+            asked,
+            expires_at,
+            _NO_AUX if refers_to is None else (refers_to, 0, ()),
+        )
+        record = self._accounts_by_id[account]
+        if record.open is not None:
+            record.open.append(seq)
+        if expires_at is not None:
+            heapq.heappush(self._expiry_heap, (expires_at, seq))
+        self._keys[key] = seq
+        return seq
+
+    def _open_lots(self, person: str) -> list[int]:
+        """Credits of ``person`` with points left, in spending order."""
+        rows = self._rows
+        left = self._left
+        found: list[int] = []
+        for account in self._accounts(person):
+            record = self._accounts_by_id.get(account)
+            if record is None:
+                continue
+            candidates = record.seqs if record.open is None else record.open
+            lots = [s for s in candidates if rows[s][1] == _CREDIT and left(s) > 0]
+            record.open = lots
+            found.extend(lots)
+
+        def order(seq: int) -> tuple[bool, datetime | None, int]:
+            expires_at = rows[seq][7]
+            return (expires_at is None, expires_at, seq)
+
+        found.sort(key=order)
+        return found
+
+    def _take(
+        self, person: str, points: int, first: int | None
+    ) -> dict[str, list[tuple[int, int]]]:
+        """Plan which lots pay ``points`` (the caller checked the balance)."""
+        candidates = [seq for seq in self._open_lots(person) if seq != first]
+        if first is not None and self._left(first) > 0:
+            candidates.insert(0, first)
+        plan: dict[str, list[tuple[int, int]]] = {}
+        left = points
+        for seq in candidates:
+            if left == 0:
+                break
+            part = min(left, self._left(seq))
+            plan.setdefault(self._rows[seq][0], []).append((seq, part))
+            left -= part
+        if left:  # pragma: no cover - the balance check makes this impossible
+            raise AssertionError("ledger lots do not add up to the balance")
+        return plan
+
+    def _write_takes(
+        self,
+        kind: str,
+        plan: Mapping[str, list[tuple[int, int]]],
+        reason: str,
+        at: datetime,
+        key: str,
+        refers_to: str | None,
+        unrecovered: int,
+        *,
+        amount: int,
+        primary: str | None,
+    ) -> tuple[Entry, ...]:
+        accounts = list(plan)
+        if primary is not None:
+            accounts.remove(primary)
+            accounts.insert(0, primary)
+        seqs: list[int] = []
+        consumed = self._consumed
+        for index, account in enumerate(accounts):
+            parts = plan[account]
+            total = 0
+            for lot, part in parts:
+                consumed[lot] = consumed.get(lot, 0) + part
+                total += part
+            own_key = key if index == 0 else f"{RESERVED_KEY_PREFIX}{key}#{index + 1}"
+            seq = self._append(
+                account,
+                kind,
+                -total,
+                reason,
+                at,
+                own_key,
+                amount if index == 0 else total,
+                None,
+                (
+                    refers_to,
+                    unrecovered if index == 0 else 0,
+                    tuple((f"e{lot}", part) for lot, part in parts),
+                ),
+            )
+            self._keys[own_key] = seq
+            seqs.append(seq)
+        if len(seqs) > 1:
+            self._multi[key] = tuple(seqs)
+        return tuple(self._entry(seq) for seq in seqs)
+
+    def _pending(self, pending_id: str) -> int:
+        seq = self._seq(pending_id)
+        kind = self._rows[seq][1]
+        if kind != _PENDING:
+            raise InvalidOperation(f"entry {pending_id} is a {kind}, not a pending credit")
+        return seq
+
+    def _check_pending_open(self, pseq: int) -> None:
+        settled = self._pending_state.get(pseq)
+        if settled is not None:
+            what = "confirmed" if self._rows[settled][1] == _CREDIT else "cancelled"
+            raise InvalidOperation(f"pending credit e{pseq} was already {what} by entry e{settled}")
+
+
+def total_points(entries: Iterable[Entry]) -> int:
+    """The sum of the ``points`` of ``entries`` (what a balance must equal)."""
+    return sum(e.points for e in entries)

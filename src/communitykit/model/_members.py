@@ -379,12 +379,6 @@ class IdentityGraph:
                 f"member {record.survivor!r} was itself merged into "
                 f"{self._merges[record.survivor].survivor!r}: unmerge it first"
             )
-        for later in self._merges.values():
-            if later.survivor == absorbed_id:
-                raise InvalidOperation(
-                    f"member {later.absorbed.member_id!r} was merged into {absorbed_id!r} "
-                    "afterwards: unmerge it first"
-                )
         survivor = self.get(record.survivor)
         before, after, absorbed = record.survivor_before, record.survivor_after, record.absorbed
         moved = set(absorbed.identities)

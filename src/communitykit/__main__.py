@@ -1,0 +1,5 @@
+import sys
+
+from communitykit.cli import main
+
+sys.exit(main())

@@ -206,7 +206,7 @@ class _Account:
         self.balance = 0
         self.seqs: list[int] = []  # positions of this account's entries
         self.open: list[int] | None = None  # credits that may have points left, once needed
-        self.cap_used: dict[tuple[str, date], int] = {}
+        self.cap_used: dict[tuple[str, date], int] | None = None  # once a cap applies
 
 
 class Ledger:
@@ -347,11 +347,12 @@ class Ledger:
         """Points credited to ``member`` for ``reason`` on the community day of ``at``."""
         slot = (reason, self._days.day(at))
         records = self._accounts_by_id
-        return sum(
-            records[a].cap_used.get(slot, 0)
-            for a in self._accounts(self._root(member))
-            if a in records
-        )
+        total = 0
+        for account in self._accounts(self._root(member)):
+            record = records.get(account)
+            if record is not None and record.cap_used is not None:
+                total += record.cap_used.get(slot, 0)
+        return total
 
     def cap_remaining(self, member: str, reason: str, at: datetime) -> int | None:
         """How many more points ``reason`` may credit today, or ``None`` when uncapped."""
@@ -463,6 +464,8 @@ class Ledger:
                 else:  # _apply_cap, inlined for the common case
                     slot = (reason, days.current if days.start <= at < days.end else days.day(at))
                     used_map = record.cap_used
+                    if used_map is None:
+                        used_map = record.cap_used = {}
                     used = used_map.get(slot, 0)
                     granted = cap - used
                     if granted > points:
@@ -831,11 +834,10 @@ class Ledger:
     ) -> int:
         slot = (reason, self._days.day(at))
         used_map = record.cap_used
+        if used_map is None:
+            used_map = record.cap_used = {}
         if account in self._children:
-            records = self._accounts_by_id
-            used = sum(
-                records[a].cap_used.get(slot, 0) for a in self._accounts(account) if a in records
-            )
+            used = self.cap_used(account, reason, at)
         else:
             used = used_map.get(slot, 0)
         granted = cap - used

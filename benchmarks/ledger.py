@@ -114,7 +114,8 @@ def main() -> None:
     # memory: the awards themselves are inputs, not counted
     peak = peak_memory(awards)
     print(
-        f"peak memory of the ledger         {peak / 2**20:>12,.0f} MB ({peak / written:,.0f} B/entry)"
+        f"peak memory of the ledger         {peak / 2**20:>12,.0f} MB "
+        f"({peak / written:,.0f} B/entry)"
     )
 
 

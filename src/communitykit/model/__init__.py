@@ -22,6 +22,15 @@ from communitykit.model._actions import (
     action_from_json,
 )
 from communitykit.model._community import Community, Group
+from communitykit.model._decisions import (
+    AwardPoints,
+    Capabilities,
+    Decision,
+    MemberState,
+    RuleContext,
+    TickContext,
+    stable_id,
+)
 from communitykit.model._events import (
     EVENT_TYPES,
     CommandInvoked,
@@ -68,10 +77,13 @@ __all__ = [
     "Action",
     "ApproveJoin",
     "Award",
+    "AwardPoints",
     "Ban",
+    "Capabilities",
     "CommandInvoked",
     "Community",
     "CreateInviteLink",
+    "Decision",
     "DeclineJoin",
     "DeleteMessage",
     "Entry",
@@ -91,6 +103,7 @@ __all__ = [
     "MemberJoined",
     "MemberLeft",
     "MemberPaid",
+    "MemberState",
     "MemberStatus",
     "MergeRecord",
     "MessageEdited",
@@ -100,9 +113,11 @@ __all__ = [
     "QualifyingFacts",
     "ReactionAdded",
     "Role",
+    "RuleContext",
     "SendDirectMessage",
     "SendMessage",
     "SetTitle",
+    "TickContext",
     "Tier",
     "TierLadder",
     "TierState",
@@ -114,5 +129,6 @@ __all__ = [
     "event_from_dict",
     "event_from_json",
     "merge_members",
+    "stable_id",
     "unmerge_members",
 ]

@@ -1,0 +1,191 @@
+"""The plugin types: what registration hooks return, and the adapter interface.
+
+A plugin adds a platform by returning an :class:`AdapterType` from
+``communitykit_adapter_types``, a rule type with :class:`RuleType`, a campaign
+type with :class:`CampaignType`, a metric with :class:`MetricType`. Each type
+validates its own fields when it is built, so a broken plugin fails where it is
+written, with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from communitykit._errors import CommunityKitError
+from communitykit._secret import Secret
+from communitykit.model._actions import Action
+from communitykit.model._decisions import Capabilities, Decision, RuleContext, TickContext
+from communitykit.model._events import Event
+
+__all__ = [
+    "Adapter",
+    "AdapterType",
+    "Campaign",
+    "CampaignType",
+    "DeliveryFailed",
+    "EventSink",
+    "MetricType",
+    "PermanentFailure",
+    "PlatformSettings",
+    "Receipt",
+    "Rule",
+    "RuleType",
+    "TransientFailure",
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+
+
+def _check_name(_instance: Any, attribute: Any, value: str) -> None:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise CommunityKitError(
+            f"plugin type {attribute.name} must be lowercase letters, digits, '.', '_' or '-' "
+            f"and start with a letter, got {value!r}"
+        )
+
+
+def _check_callable(_instance: Any, attribute: Any, value: Any) -> None:
+    if not callable(value):
+        raise CommunityKitError(f"plugin type {attribute.name} must be callable, got {value!r}")
+
+
+def _freeze(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    from types import MappingProxyType
+
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen(kw_only=True)
+class PlatformSettings:
+    """One ``[platforms.<name>]`` table of the configuration, as an adapter gets it."""
+
+    name: str
+    token: Secret | None = None
+    api_base: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze)
+
+
+@attrs.frozen(kw_only=True)
+class Receipt:
+    """Proof that an action was performed: the platform's id for what it created."""
+
+    action_id: str
+    platform_message_id: str | None = None
+    detail: str = ""
+
+
+class DeliveryFailed(CommunityKitError):
+    """An adapter could not perform an action."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class PermanentFailure(DeliveryFailed):
+    """Retrying will not help (the user blocked the bot, the chat is gone)."""
+
+
+class TransientFailure(DeliveryFailed):
+    """Try again later (a network error, a 5xx); ``retry_after`` in seconds if known."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+#: What an adapter hands events to. It returns once the engine has recorded them,
+#: so the adapter may then confirm them to the platform (an update offset, an ack).
+EventSink = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+class Adapter(abc.ABC):
+    """A platform connection. Subclass it and return an :class:`AdapterType` for it.
+
+    The engine never asks an adapter for an action its :attr:`capabilities` do
+    not list.
+    """
+
+    #: the platform name events and actions carry ("telegram", "console", ...)
+    platform: str
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    async def start(self, sink: EventSink) -> None:
+        """Start receiving updates and hand them to ``sink``; return once started."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving; release connections. Idempotent."""
+
+    @abc.abstractmethod
+    async def perform(self, action: Action) -> Receipt:
+        """Perform ``action`` on the platform.
+
+        Raise :class:`PermanentFailure` when it can never succeed and
+        :class:`TransientFailure` when it may later.
+        """
+
+
+@attrs.frozen(kw_only=True)
+class AdapterType:
+    """A platform a plugin adds: ``name`` is the ``[platforms.<name>]`` key."""
+
+    name: str = attrs.field(validator=_check_name)
+    factory: Callable[[PlatformSettings], Adapter] = attrs.field(validator=_check_callable)
+    description: str = ""
+
+
+@runtime_checkable
+class Rule(Protocol):
+    """A configured rule: a pure function from context to decision."""
+
+    name: str
+
+    def evaluate(self, ctx: RuleContext) -> Decision | None: ...
+
+
+@attrs.frozen(kw_only=True)
+class RuleType:
+    """A kind of rule, built from its settings (a table of ``community.toml``)."""
+
+    name: str = attrs.field(validator=_check_name)
+    factory: Callable[[Mapping[str, Any]], Rule] = attrs.field(validator=_check_callable)
+    description: str = ""
+
+
+@runtime_checkable
+class Campaign(Protocol):
+    """A configured campaign: reacts to events and runs at scheduled moments."""
+
+    name: str
+
+    def on_event(self, ctx: RuleContext) -> Decision | None: ...
+
+    def next_run(self, after: datetime) -> datetime | None: ...
+
+    def on_schedule(self, ctx: TickContext) -> Iterable[Decision]: ...
+
+
+@attrs.frozen(kw_only=True)
+class CampaignType:
+    """A kind of campaign, built from its settings."""
+
+    name: str = attrs.field(validator=_check_name)
+    factory: Callable[[Mapping[str, Any]], Campaign] = attrs.field(validator=_check_callable)
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class MetricType:
+    """A metric a plugin adds to the analytics (computed from stored events and ledger)."""
+
+    name: str = attrs.field(validator=_check_name)
+    compute: Callable[..., Any] = attrs.field(validator=_check_callable)
+    description: str = ""

@@ -1,0 +1,161 @@
+"""What rules and campaigns see, and what they decide.
+
+A rule or a campaign is a pure function of a :class:`RuleContext` (the event,
+the member, their state, what the platform can do, the time) returning a
+:class:`Decision`: points to award, actions to take, and a sentence saying why.
+The engine applies every decision of one event in one store transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from communitykit._errors import ModelError
+from communitykit.model._actions import Action
+from communitykit.model._community import Community
+from communitykit.model._events import Event
+from communitykit.model._members import Member
+from communitykit.model._tiers import Tier
+from communitykit.model._time import aware_validator
+
+__all__ = [
+    "AwardPoints",
+    "Capabilities",
+    "Decision",
+    "MemberState",
+    "RuleContext",
+    "TickContext",
+    "stable_id",
+]
+
+A = TypeVar("A", bound=Action)
+
+
+def stable_id(*parts: str) -> str:
+    """A short id that is the same every time for the same parts (for action ids)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+    return f"a-{digest}"
+
+
+def _action_types(value: Any) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a platform (through its adapter) allows.
+
+    ``actions`` holds the action type names the adapter can perform
+    (``"send_message"``, ``"delete_message"``, ...). ``direct_messages`` says
+    whether a bot may message a member privately at all (a platform may still
+    refuse one member who never started the bot). ``max_message_length`` is the
+    longest text one message may carry (``None``: no limit the SDK knows of).
+    """
+
+    actions: frozenset[str] = attrs.field(converter=_action_types)
+    direct_messages: bool = False
+    max_message_length: int | None = None
+
+    def can(self, action_type: str) -> bool:
+        return action_type in self.actions
+
+
+@attrs.frozen(kw_only=True)
+class AwardPoints:
+    """Points a decision wants credited.
+
+    ``key`` is the idempotency key (derive it from the event id). ``multiply``
+    applies the member's tier multiplier; ``pending`` records a credit that counts
+    only once confirmed.
+    """
+
+    member: str
+    points: int = attrs.field()
+    reason: str
+    key: str
+    expires_at: datetime | None = attrs.field(default=None, validator=aware_validator)
+    multiply: bool = True
+    pending: bool = False
+
+    @points.validator
+    def _check_points(self, _attribute: Any, value: int) -> None:
+        if type(value) is not int or value <= 0:
+            raise ModelError(f"an award needs a positive whole number of points, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    """What one rule or campaign decided about one event (or one scheduled moment)."""
+
+    source: str
+    explanation: str
+    awards: tuple[AwardPoints, ...] = attrs.field(default=(), converter=tuple)
+    actions: tuple[Action, ...] = attrs.field(default=(), converter=tuple)
+    add_tags: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    remove_tags: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.awards or self.actions or self.add_tags or self.remove_tags)
+
+
+@attrs.frozen(kw_only=True)
+class MemberState:
+    """What the engine tracks about a member besides their record and ledger."""
+
+    member_id: str
+    tier: str
+    tier_since: datetime = attrs.field(validator=aware_validator)
+    below_since: datetime | None = attrs.field(default=None, validator=aware_validator)
+    last_active_at: datetime | None = attrs.field(default=None, validator=aware_validator)
+    messages: int = 0
+    reactions_received: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class RuleContext:
+    """Everything a rule or campaign may look at when an event arrives."""
+
+    event: Event
+    member: Member
+    state: MemberState
+    tier: Tier
+    balance: int
+    community: Community
+    capabilities: Capabilities
+    now: datetime
+    cap_remaining: Callable[[str], int | None] = attrs.field(eq=False, repr=False)
+    member_of: Callable[[str, str], Member | None] = attrs.field(eq=False, repr=False)
+
+    def action(self, cls: type[A], source: str, reason: str, index: int = 0, **fields: Any) -> A:
+        """Build an action about this event with a stable id.
+
+        ``platform``, ``group`` and ``user`` default to the event's; pass them in
+        ``fields`` to act elsewhere. The id depends only on the event, the source,
+        the action type and ``index``, so a replay yields the same ids.
+        """
+        event = self.event
+        fields.setdefault("platform", event.platform)
+        fields.setdefault("group", event.group)
+        fields.setdefault("user", event.user)
+        action_id = stable_id(event.platform, event.event_id, source, cls.TYPE, str(index))
+        return cls(action_id=action_id, source=source, reason=reason, **fields)
+
+    def award_key(self, source: str, suffix: str = "") -> str:
+        """An idempotency key for an award about this event."""
+        base = f"{self.event.platform}:{self.event.event_id}:{source}"
+        return f"{base}:{suffix}" if suffix else base
+
+
+@attrs.frozen(kw_only=True)
+class TickContext:
+    """What a campaign sees at a scheduled moment (no event)."""
+
+    now: datetime
+    community: Community
+    capabilities: Mapping[str, Capabilities]

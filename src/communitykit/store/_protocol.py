@@ -1,0 +1,150 @@
+"""The contract every store keeps: what the engine writes and reads back.
+
+The engine keeps the community's working state in memory (members, ledger,
+tier states) and writes every change through :meth:`Store.commit`, one
+:class:`Batch` per transaction: the events of the batch, what they changed, and
+the actions they decided (the outbox). Either all of a batch is stored or none
+of it. On start the engine loads the state back with the ``load_*`` methods.
+
+The dispatcher reads the outbox (:meth:`Store.due_actions`) and records each
+outcome (:meth:`Store.mark_delivered`, :meth:`Store.mark_failed`,
+:meth:`Store.reschedule`).
+
+Times are timezone-aware datetimes everywhere; a store keeps the original UTC
+offset of event and entry times (an event at ``+08:00`` reads back at
+``+08:00``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from communitykit._errors import CommunityKitError
+from communitykit.model import Action, Entry, Event, IdentityLink, Member, MemberState
+
+__all__ = ["Batch", "OutboxItem", "OutboxStatus", "Store", "StoreError"]
+
+
+class StoreError(CommunityKitError):
+    """The store cannot be opened, migrated or written. The message names the store URL
+    with any password removed."""
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@attrs.frozen(kw_only=True)
+class OutboxItem:
+    """One action in the outbox, with its delivery state."""
+
+    seq: int  # order of writing; the dispatcher delivers in this order
+    action: Action
+    status: OutboxStatus
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    receipt: str | None = None  # the platform's message id, once delivered
+    error: str | None = None  # the reason of the last failure
+
+
+@attrs.define
+class Batch:
+    """Everything one transaction writes. Built by the engine, applied whole."""
+
+    events: list[Event] = attrs.Factory(list)
+    members: dict[str, Member] = attrs.Factory(dict)  # upserts, by member id
+    removed_members: set[str] = attrs.Factory(set)  # member ids merged away
+    links: list[IdentityLink] = attrs.Factory(list)  # appended to the link history
+    entries: list[Entry] = attrs.Factory(list)  # new ledger entries, in ledger order
+    states: dict[str, MemberState] = attrs.Factory(dict)  # upserts, by member id
+    actions: list[Action] = attrs.Factory(list)  # new outbox items, in order
+    created_at: datetime | None = None  # when the actions were decided (outbox created_at)
+    meta: dict[str, str] = attrs.Factory(dict)  # small key/value state (schedules, cursors)
+
+    def __len__(self) -> int:
+        return (
+            len(self.events)
+            + len(self.members)
+            + len(self.removed_members)
+            + len(self.links)
+            + len(self.entries)
+            + len(self.states)
+            + len(self.actions)
+            + len(self.meta)
+        )
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A place to keep a community. Implementations: memory, SQLite (PostgreSQL later)."""
+
+    url: str
+
+    def open(self) -> None:
+        """Connect and create or migrate the schema to the newest version. Idempotent."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    def schema_version(self) -> int:
+        """The schema version the store is at (after :meth:`open`)."""
+
+    # ------------------------------------------------------------------ writing
+
+    def commit(self, batch: Batch) -> None:
+        """Write the whole batch in one transaction, or nothing (then raise StoreError).
+
+        An event whose ``(platform, event_id)`` is already stored, or a ledger entry
+        whose idempotency key is, makes the whole commit fail with
+        :class:`StoreError`: the engine checks :meth:`seen_events` first.
+        """
+
+    # ------------------------------------------------------------------ reading
+
+    def seen_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these ``(platform, event_id)`` pairs are already stored."""
+
+    def count_events(self) -> int: ...
+
+    def iter_events(self) -> Iterator[Event]:
+        """Every stored event, in the order they were committed."""
+
+    def load_members(self) -> Iterator[Member]:
+        """Every member not merged away, with their identities."""
+
+    def load_links(self) -> Iterator[IdentityLink]:
+        """The identity-link history, in order written."""
+
+    def load_entries(self) -> Iterator[Entry]:
+        """Every ledger entry, in ledger order (entry ids ``e0``, ``e1``, ...)."""
+
+    def load_states(self) -> Iterator[MemberState]: ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    # ------------------------------------------------------------------- outbox
+
+    def due_actions(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending actions whose next attempt is due at ``now``, oldest first."""
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending action is due (``None``: nothing pending)."""
+
+    def outbox(self, status: OutboxStatus | None = None) -> Iterator[OutboxItem]:
+        """Every outbox item (or those with ``status``), in order written."""
+
+    def mark_delivered(self, action_id: str, receipt: str | None, at: datetime) -> None: ...
+
+    def mark_failed(self, action_id: str, error: str, at: datetime) -> None:
+        """A permanent failure: the action will not be tried again."""
+
+    def reschedule(self, action_id: str, error: str, next_attempt_at: datetime) -> None:
+        """A transient failure: count the attempt and try again at ``next_attempt_at``."""

@@ -262,6 +262,77 @@ class Ledger:
         self._parent: dict[str, str] = {}  # absorbed account -> the account it was merged into
         self._children: dict[str, list[str]] = {}
 
+    @classmethod
+    def restore(
+        cls,
+        entries: Iterable[Entry],
+        timezone: str | tzinfo = "UTC",
+        daily_caps: Mapping[str, int] | None = None,
+    ) -> Ledger:
+        """Rebuild a ledger from its entries (as a store gives them back), in order.
+
+        Balances, lots, caps used, pending and reversal state, and idempotency keys
+        come back as they were. Entry ids must run ``e0, e1, ...``.
+        """
+        ledger = cls(timezone, daily_caps)
+        for entry in entries:
+            ledger._restore_one(entry)
+        return ledger
+
+    def _restore_one(self, entry: Entry) -> None:
+        seq = len(self._rows)
+        if entry.entry_id != f"e{seq}":
+            raise ModelError(
+                f"entries must be restored in order: expected e{seq}, got {entry.entry_id}"
+            )
+        kind = entry.kind.value
+        aux: _Aux = (
+            (entry.refers_to, entry.unrecovered, entry.lots)
+            if (entry.refers_to is not None or entry.unrecovered or entry.lots)
+            else _NO_AUX
+        )
+        self._append(
+            entry.member,
+            kind,
+            entry.points,
+            entry.reason,
+            entry.at,
+            entry.idempotency_key,
+            entry.amount,
+            entry.expires_at,
+            aux,
+        )
+        key = entry.idempotency_key
+        self._keys[key] = seq
+        if key.startswith(RESERVED_KEY_PREFIX) and "#" in key:
+            base = key[len(RESERVED_KEY_PREFIX) :].rsplit("#", 1)[0]
+            first = self._keys.get(base)
+            if first is not None:
+                self._multi[base] = (*self._multi.get(base, (first,)), seq)
+        consumed = self._consumed
+        for lot_id, part in entry.lots:
+            lot = self._seq(lot_id)
+            consumed[lot] = consumed.get(lot, 0) + part
+        refers = None if entry.refers_to is None else self._seq(entry.refers_to)
+        if kind == _CREDIT:
+            if entry.expires_at is not None:
+                heapq.heappush(self._expiry_heap, (entry.expires_at, seq))
+            cap = self._caps.get(entry.reason)
+            if cap is not None:
+                record = self._accounts_by_id[entry.member]
+                if record.cap_used is None:
+                    record.cap_used = {}
+                slot = (entry.reason, self._days.day(entry.at))
+                record.cap_used[slot] = record.cap_used.get(slot, 0) + entry.points
+            if refers is not None:
+                self._pending_state[refers] = seq
+        elif kind == EntryKind.CANCELLATION.value and refers is not None:
+            self._pending_state[refers] = seq
+        elif kind == EntryKind.EXPIRY.value and refers is not None:
+            self._expired[refers] = self._expired.get(refers, 0) + entry.amount
+        elif kind == _REVERSAL and refers is not None and refers not in self._reversed:
+            self._reversed[refers] = seq
+
     # ------------------------------------------------------------------ reading
 
     @property

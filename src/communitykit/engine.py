@@ -1,0 +1,703 @@
+"""The engine: event → rules and campaigns → points, tiers, member state → outbox.
+
+:class:`Engine` keeps the community's working state in memory (the identity
+graph, the ledger, each member's tier state) and writes every change through the
+store, one transaction per batch of events: the events themselves (so a
+duplicate is recognised forever), the ledger entries, member records and states,
+and the actions decided, into the outbox. If the commit fails, the in-memory
+state is reloaded from the store and the error raised: nothing is half-applied,
+and the adapter delivers the batch again.
+
+:class:`Dispatcher` drains the outbox through the adapters: each action is
+marked delivered (with the platform's receipt), failed when the failure is
+permanent, or rescheduled with backoff when it is transient. Because the outbox
+is in the store, a restart after a crash delivers whatever was still pending.
+
+The engine reads the time only from the clock it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import structlog
+
+from communitykit._clock import Clock
+from communitykit._errors import CommunityKitError, ModelError
+from communitykit._plugin_types import (
+    Adapter,
+    Campaign,
+    PermanentFailure,
+    Rule,
+    TransientFailure,
+)
+from communitykit.model import (
+    Action,
+    AwardPoints,
+    Capabilities,
+    Community,
+    Decision,
+    Entry,
+    Event,
+    IdentityGraph,
+    Ledger,
+    LinkMethod,
+    LinkProvenance,
+    Member,
+    MemberJoined,
+    MemberLeft,
+    MemberPaid,
+    MemberState,
+    MemberStatus,
+    MessagePosted,
+    PlatformIdentity,
+    QualifyingFacts,
+    ReactionAdded,
+    RuleContext,
+    SendDirectMessage,
+    SetTitle,
+    TickContext,
+    TierLadder,
+    TierState,
+    apply_multiplier,
+    stable_id,
+)
+from communitykit.plugins import Plugins
+from communitykit.store import Batch, OutboxItem, Store
+
+__all__ = ["Dispatcher", "Engine", "ProcessResult"]
+
+log = structlog.get_logger("communitykit.engine")
+
+_ACTIVITY = (MessagePosted, ReactionAdded)
+
+
+@attrs.frozen
+class ProcessResult:
+    """What one call to :meth:`Engine.process` did."""
+
+    recorded: int  # new events recorded
+    duplicates: int  # events already seen (ignored)
+    decisions: tuple[Decision, ...]
+    actions: int  # actions written to the outbox
+    entries: int  # ledger entries written
+
+
+@attrs.define
+class _Pending:
+    """What a batch changes, gathered before the one commit."""
+
+    batch: Batch
+    notes: list[tuple[str, dict[str, Any]]] = attrs.Factory(list)
+    decisions: list[Decision] = attrs.Factory(list)
+    touched: set[str] = attrs.Factory(set)  # members whose points changed
+
+
+class Engine:
+    """Processes events for one community; see the module documentation."""
+
+    def __init__(
+        self,
+        *,
+        community: Community,
+        store: Store,
+        plugins: Plugins,
+        ladder: TierLadder,
+        rules: Sequence[Rule],
+        campaigns: Sequence[Campaign] = (),
+        capabilities: Mapping[str, Capabilities],
+        clock: Clock,
+        daily_caps: Mapping[str, int] | None = None,
+        expire_after: timedelta | None = None,
+    ) -> None:
+        self.community = community
+        self.store = store
+        self.plugins = plugins
+        self.ladder = ladder
+        self.rules = list(rules)
+        self.campaigns = list(campaigns)
+        self.capabilities = dict(capabilities)
+        self.clock = clock
+        self.daily_caps = dict(daily_caps or {})
+        self.expire_after = expire_after
+        self.on_commit: Callable[[], None] | None = None
+        self.graph = IdentityGraph()
+        self.ledger = Ledger(community.timezone, self.daily_caps)
+        self.states: dict[str, MemberState] = {}
+        self._committed_entries = 0
+        self._lock = asyncio.Lock()
+        self._tz = community.tz
+        self._last_runs: dict[str, datetime] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """(Re)build the working state from the store."""
+        graph = IdentityGraph()
+        for member in self.store.load_members():
+            graph.add(member)
+        ledger = Ledger.restore(self.store.load_entries(), self.community.timezone, self.daily_caps)
+        self.graph = graph
+        self.ledger = ledger
+        self.states = {state.member_id: state for state in self.store.load_states()}
+        self._committed_entries = len(ledger)
+        self._last_runs = {}
+        keys = ["tier_review", *(f"campaign:{c.name}" for c in self.campaigns)]
+        for key in keys:
+            text = self.store.get_meta(f"schedule:{key}")
+            if text is not None:
+                self._last_runs[key] = datetime.fromisoformat(text)
+        # The first daily review is the first midnight after the engine first ran.
+        self._last_runs.setdefault("tier_review", self.clock.now())
+
+    # ------------------------------------------------------------------ queries
+
+    def member(self, identity: PlatformIdentity) -> Member | None:
+        return self.graph.find(identity)
+
+    def balance(self, member_id: str) -> int:
+        return self.ledger.balance(member_id)
+
+    def tier(self, member_id: str) -> str:
+        state = self.states.get(member_id)
+        return state.tier if state is not None else self.ladder.base.name
+
+    # --------------------------------------------------------------- processing
+
+    async def process(self, events: Sequence[Event]) -> ProcessResult:
+        """Record ``events`` once each and apply what they cause, in one transaction."""
+        async with self._lock:
+            keys = [(e.platform, e.event_id) for e in events]
+            seen = self.store.seen_events(keys) if keys else set()
+            fresh: list[Event] = []
+            batch_keys: set[tuple[str, str]] = set()
+            for event, key in zip(events, keys, strict=True):
+                if key in seen or key in batch_keys:
+                    continue
+                batch_keys.add(key)
+                fresh.append(event)
+            pending = _Pending(Batch(created_at=self.clock.now()))
+            for event in fresh:
+                pending.batch.events.append(event)
+                self._decide(event, pending)
+            self._settle_tiers(pending, self.clock.now())
+            entries = self._commit(pending)
+            actions = len(pending.batch.actions)
+        await self._notify(pending, entries)
+        return ProcessResult(
+            recorded=len(fresh),
+            duplicates=len(events) - len(fresh),
+            decisions=tuple(pending.decisions),
+            actions=actions,
+            entries=len(entries),
+        )
+
+    def _commit(self, pending: _Pending) -> list[Entry]:
+        entries = self.ledger.entries()[self._committed_entries :]
+        pending.batch.entries = entries
+        if not len(pending.batch):
+            return entries
+        try:
+            self.store.commit(pending.batch)
+        except CommunityKitError:
+            log.error("engine.commit_failed", events=len(pending.batch.events))
+            self.load()
+            raise
+        self._committed_entries = len(self.ledger)
+        for key, value in pending.batch.meta.items():
+            if key.startswith("schedule:"):
+                self._last_runs[key.removeprefix("schedule:")] = datetime.fromisoformat(value)
+        if pending.batch.actions and self.on_commit is not None:
+            self.on_commit()
+        return entries
+
+    async def _notify(self, pending: _Pending, entries: list[Entry]) -> None:
+        plugins = self.plugins
+        if plugins.has_listeners("communitykit_points_awarded"):
+            for entry in entries:
+                if entry.kind.value == "credit":
+                    await plugins.notify(
+                        "communitykit_points_awarded", member_id=entry.member, entry=entry
+                    )
+        for hook, kwargs in pending.notes:
+            if plugins.has_listeners(hook):
+                await plugins.notify(hook, **kwargs)
+
+    def _member_for(
+        self, platform: str, user: str, at: datetime, pending: _Pending, *, joining: bool = False
+    ) -> Member:
+        identity = PlatformIdentity(platform, user)
+        member = self.graph.find(identity)
+        if member is not None:
+            return member
+        member = Member(
+            member_id=str(identity),
+            identities=(identity,),
+            joined_at=at if joining else None,
+            status=MemberStatus.ACTIVE,
+        )
+        provenance = LinkProvenance(method=LinkMethod.JOINED, at=at)
+        self.graph.add(member, provenance)
+        pending.batch.members[member.member_id] = member
+        pending.batch.links.extend(self.graph.links(identity))
+        state = MemberState(member_id=member.member_id, tier=self.ladder.base.name, tier_since=at)
+        self.states[member.member_id] = state
+        pending.batch.states[member.member_id] = state
+        return member
+
+    def _update_member(self, member: Member, pending: _Pending) -> Member:
+        self.graph.update(member)
+        pending.batch.members[member.member_id] = member
+        return member
+
+    def _update_state(self, state: MemberState, pending: _Pending) -> None:
+        self.states[state.member_id] = state
+        pending.batch.states[state.member_id] = state
+
+    def _decide(self, event: Event, pending: _Pending) -> None:
+        at = event.at
+        member = self._member_for(
+            event.platform, event.user, at, pending, joining=isinstance(event, MemberJoined)
+        )
+        member = self._apply_event_to_member(event, member, pending)
+        state = self.states[member.member_id]
+        if isinstance(event, _ACTIVITY) or event.TYPE == "command_invoked":
+            state = attrs.evolve(
+                state,
+                last_active_at=at,
+                messages=state.messages + (1 if isinstance(event, MessagePosted) else 0),
+            )
+            self._update_state(state, pending)
+        if isinstance(event, ReactionAdded) and event.to_user and event.to_user != event.user:
+            author = self._member_for(event.platform, event.to_user, at, pending)
+            author_state = self.states[author.member_id]
+            self._update_state(
+                attrs.evolve(author_state, reactions_received=author_state.reactions_received + 1),
+                pending,
+            )
+        capabilities = self.capabilities.get(event.platform) or Capabilities(actions=())
+        ctx = RuleContext(
+            event=event,
+            member=member,
+            state=state,
+            tier=self.ladder.tier(state.tier),
+            balance=self.ledger.balance(member.member_id),
+            community=self.community,
+            capabilities=capabilities,
+            now=self.clock.now(),
+            cap_remaining=lambda reason: self.ledger.cap_remaining(member.member_id, reason, at),
+            member_of=lambda platform, user: self.graph.find(PlatformIdentity(platform, user)),
+        )
+        first = len(pending.decisions)
+        for rule in self.rules:
+            self._apply_decision(self._ask(rule.name, rule.evaluate, ctx), event, pending)
+        for campaign in self.campaigns:
+            self._apply_decision(self._ask(campaign.name, campaign.on_event, ctx), event, pending)
+        mine = tuple(pending.decisions[first:])
+        pending.notes.append(("communitykit_event_processed", {"event": event, "decisions": mine}))
+
+    def _apply_event_to_member(self, event: Event, member: Member, pending: _Pending) -> Member:
+        changes: dict[str, Any] = {}
+        hook = None
+        if isinstance(event, MemberJoined):
+            hook = "communitykit_member_joined"
+            changes["status"] = MemberStatus.ACTIVE
+            changes["left_at"] = None
+            if member.joined_at is None:
+                changes["joined_at"] = event.at
+            if event.display_name and not member.display_name:
+                changes["display_name"] = event.display_name
+        elif isinstance(event, MemberLeft):
+            hook = "communitykit_member_left"
+            banned = event.reason.value == "banned"
+            changes["status"] = MemberStatus.BANNED if banned else MemberStatus.LEFT
+            if member.joined_at is None or event.at >= member.joined_at:
+                changes["left_at"] = event.at
+        elif isinstance(event, MemberPaid) and event.valid_until is not None:
+            if member.paid_until is None or event.valid_until > member.paid_until:
+                changes["paid_until"] = event.valid_until
+        if changes:
+            member = self._update_member(attrs.evolve(member, **changes), pending)
+        if hook is not None:
+            pending.notes.append((hook, {"member": member, "event": event}))
+        return member
+
+    def _ask(
+        self, name: str, ask: Callable[[RuleContext], Decision | None], ctx: RuleContext
+    ) -> Decision | None:
+        try:
+            return ask(ctx)
+        except Exception as exc:  # a broken rule must not stop the community
+            log.error(
+                "rule.failed",
+                rule=name,
+                event_id=ctx.event.event_id,
+                platform=ctx.event.platform,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+
+    def _apply_decision(
+        self, decision: Decision | None, event: Event | None, pending: _Pending
+    ) -> None:
+        if decision is None or decision.empty:
+            return
+        pending.decisions.append(decision)
+        at = event.at if event is not None else self.clock.now()
+        for award in decision.awards:
+            self._award(award, at, pending)
+        for action in decision.actions:
+            self._queue_action(action, pending)
+        if decision.add_tags or decision.remove_tags:
+            if event is None:
+                return
+            member = self.graph.find(PlatformIdentity(event.platform, event.user))
+            if member is not None:
+                tags = (member.tags | decision.add_tags) - decision.remove_tags
+                if tags != member.tags:
+                    self._update_member(attrs.evolve(member, tags=tags), pending)
+
+    def _award(self, award: AwardPoints, at: datetime, pending: _Pending) -> None:
+        member_id = award.member
+        if member_id not in self.graph:
+            log.warning("award.unknown_member", member=member_id, key=award.key)
+            return
+        points = award.points
+        if award.multiply:
+            points = apply_multiplier(points, self.ladder.multiplier_for(self.tier(member_id)))
+            if points <= 0:
+                return
+        expires_at = award.expires_at
+        if expires_at is None and self.expire_after is not None:
+            expires_at = at + self.expire_after
+        try:
+            if award.pending:
+                self.ledger.award_pending(
+                    member_id, points, reason=award.reason, at=at, key=award.key,
+                    expires_at=expires_at,
+                )
+            else:
+                entry = self.ledger.award(
+                    member_id, points, reason=award.reason, at=at, key=award.key,
+                    expires_at=expires_at,
+                )
+                if entry is not None:
+                    pending.touched.add(member_id)
+        except ModelError as exc:
+            log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
+
+    def _queue_action(self, action: Action, pending: _Pending) -> None:
+        capabilities = self.capabilities.get(action.platform)
+        if capabilities is None or not capabilities.can(action.TYPE):
+            log.info(
+                "action.unsupported", platform=action.platform, type=action.TYPE,
+                source=action.source,
+            )
+            return
+        if isinstance(action, SendDirectMessage) and not capabilities.direct_messages:
+            log.info("action.unsupported", platform=action.platform, type=action.TYPE)
+            return
+        pending.batch.actions.append(action)
+
+    # -------------------------------------------------------------------- tiers
+
+    def _facts(self, member_id: str, now: datetime) -> QualifyingFacts:
+        member = self.graph.get(member_id)
+        return QualifyingFacts(
+            points=self.ledger.qualifying_points(member_id, now=now, window=self.ladder.window),
+            tenure_days=member.tenure_days(now),
+            checkins=0,
+            paid=member.is_paid(now.astimezone(self._tz).date()),
+        )
+
+    def _settle_tiers(self, pending: _Pending, now: datetime) -> None:
+        for member_id in sorted(pending.touched):
+            self._reevaluate(member_id, now, pending)
+        pending.touched.clear()
+
+    def _reevaluate(self, member_id: str, now: datetime, pending: _Pending) -> None:
+        if member_id not in self.graph:
+            return
+        state = self.states[member_id]
+        current = self.ladder
+        tier_state = current.evaluate(
+            _tier_state(state), self._facts(member_id, now), now
+        )
+        if tier_state.tier == state.tier and tier_state.below_since == state.below_since:
+            return
+        new_state = attrs.evolve(
+            state, tier=tier_state.tier, tier_since=tier_state.since,
+            below_since=tier_state.below_since,
+        )
+        self._update_state(new_state, pending)
+        if tier_state.tier != state.tier:
+            pending.notes.append(
+                (
+                    "communitykit_tier_changed",
+                    {"member_id": member_id, "old_tier": state.tier, "new_tier": tier_state.tier,
+                     "at": now},
+                )
+            )
+            self._title_actions(member_id, tier_state.tier, now, pending)
+
+    def _title_actions(self, member_id: str, tier: str, now: datetime, pending: _Pending) -> None:
+        member = self.graph.get(member_id)
+        titles = self.ladder.tier(tier).titles
+        for identity in member.identities:
+            title = titles.get(identity.platform)
+            if not title:
+                continue
+            for group in self.community.groups_on(identity.platform):
+                action = SetTitle(
+                    action_id=stable_id("title", member_id, tier, group.key, now.isoformat()),
+                    platform=identity.platform,
+                    group=group.group_id,
+                    user=identity.user_id,
+                    source="tiers",
+                    reason=f"reached tier {tier}",
+                    title=title,
+                )
+                self._queue_action(action, pending)
+
+    # --------------------------------------------------------------- scheduling
+
+    def next_due(self) -> datetime | None:
+        """The next moment scheduled work is due (expiry, the daily tier review, campaigns)."""
+        moments = [self._next_review()]
+        expiry = self.ledger.next_expiry()
+        if expiry is not None:
+            moments.append(expiry)
+        for campaign in self.campaigns:
+            after = self._last_run(f"campaign:{campaign.name}")
+            moment = campaign.next_run(after)
+            if moment is not None:
+                moments.append(moment)
+        return min(moments)
+
+    async def run_due(self) -> int:
+        """Run every piece of scheduled work due at the clock's time; returns how many ran.
+
+        In a simulation, call it each time the clock moves (``advance_to`` does).
+        """
+        ran = 0
+        now = self.clock.now()
+        async with self._lock:
+            pending = _Pending(Batch(created_at=now))
+            expiry = self.ledger.next_expiry()
+            if expiry is not None and expiry <= now:
+                self.ledger.expire(now)
+                ran += 1
+            review = self._next_review()
+            if review <= now:
+                self._review_tiers(review, pending)
+                pending.batch.meta["schedule:tier_review"] = review.isoformat()
+                ran += 1
+            for campaign in self.campaigns:
+                key = f"campaign:{campaign.name}"
+                moment = campaign.next_run(self._last_run(key))
+                if moment is None or moment > now:
+                    continue
+                tick = TickContext(
+                    now=moment, community=self.community, capabilities=self.capabilities
+                )
+                try:
+                    decisions = list(campaign.on_schedule(tick))
+                except Exception as exc:
+                    log.error("campaign.failed", campaign=campaign.name, error=repr(exc))
+                    decisions = []
+                for decision in decisions:
+                    self._apply_decision(decision, None, pending)
+                pending.batch.meta[f"schedule:{key}"] = moment.isoformat()
+                ran += 1
+            self._settle_tiers(pending, now)
+            entries = self._commit(pending)
+        await self._notify(pending, entries)
+        return ran
+
+    async def advance_to(self, moment: datetime, set_clock: Callable[[datetime], None]) -> int:
+        """Run all scheduled work due up to ``moment``, each at its own time (simulation)."""
+        ran = 0
+        while True:
+            due = self.next_due()
+            if due is None or due > moment:
+                break
+            set_clock(due)
+            done = await self.run_due()
+            ran += done
+            if done == 0:  # pragma: no cover - guards against a schedule stuck in the past
+                break
+        set_clock(moment)
+        return ran
+
+    def _last_run(self, key: str) -> datetime | None:
+        return self._last_runs.get(key)
+
+    def _next_review(self) -> datetime:
+        last = self._last_runs.get("tier_review") or self.clock.now()
+        local = last.astimezone(self._tz)
+        next_day = local.date() + timedelta(days=1)
+        return datetime(next_day.year, next_day.month, next_day.day, tzinfo=self._tz)
+
+    def _review_tiers(self, now: datetime, pending: _Pending) -> None:
+        base = self.ladder.base.name
+        rolling = self.ladder.window is not None
+        for member_id, state in list(self.states.items()):
+            if state.below_since is not None or (rolling and state.tier != base):
+                self._reevaluate(member_id, now, pending)
+
+    # ---------------------------------------------------------------- operators
+
+    async def award_points(
+        self, member_id: str, points: int, *, reason: str, key: str, multiply: bool = False
+    ) -> Entry | None:
+        """An operator's award (``communitykit points award``); same rules as any award."""
+        self.graph.get(member_id)
+        now = self.clock.now()
+        async with self._lock:
+            pending = _Pending(Batch(created_at=now))
+            before = len(self.ledger)
+            self._award(
+                AwardPoints(member=member_id, points=points, reason=reason, key=key,
+                            multiply=multiply),
+                now,
+                pending,
+            )
+            self._settle_tiers(pending, now)
+            entries = self._commit(pending)
+        await self._notify(pending, entries)
+        return self.ledger.entry_at(before) if len(self.ledger) > before else None
+
+
+def _tier_state(state: MemberState) -> TierState:
+    return TierState(tier=state.tier, since=state.tier_since, below_since=state.below_since)
+
+
+# ------------------------------------------------------------------------ dispatch
+
+
+class Dispatcher:
+    """Delivers the outbox through the adapters, in order, with retries."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        adapters: Mapping[str, Adapter],
+        plugins: Plugins,
+        clock: Clock,
+        max_attempts: int = 8,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.adapters = dict(adapters)
+        self.plugins = plugins
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New actions are in the outbox."""
+        self._wake.set()
+
+    def backoff(self, action_id: str, attempts: int) -> float:
+        """Seconds before the next attempt: exponential, with a jitter that a replay repeats."""
+        jitter = random.Random(f"{action_id}:{attempts}").uniform(0.5, 1.0)
+        return min(self.max_backoff, float(2**attempts)) * jitter
+
+    async def deliver_due(self, limit: int = 500) -> int:
+        """Deliver what is due now; returns how many actions were attempted."""
+        items = self.store.due_actions(self.clock.now(), limit)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def drain(self, *, until: datetime | None = None) -> int:
+        """Deliver until nothing is due at the clock's time (or ``until``)."""
+        total = 0
+        while True:
+            done = await self.deliver_due()
+            total += done
+            if done == 0:
+                return total
+            if until is not None and self.clock.now() >= until:
+                return total
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        action = item.action
+        adapter = self.adapters.get(action.platform)
+        now = self.clock.now()
+        if adapter is None:
+            reason = f"no adapter for platform {action.platform!r} is running"
+            self.store.reschedule(action.action_id, reason, now + timedelta(seconds=60))
+            log.warning("action.no_adapter", action_id=action.action_id, platform=action.platform)
+            return
+        if not adapter.capabilities.can(action.TYPE):
+            reason = f"{action.platform} cannot perform {action.TYPE}"
+            self.store.mark_failed(action.action_id, reason, now)
+            await self.plugins.notify(
+                "communitykit_action_failed", action=action, reason=reason, permanent=True
+            )
+            return
+        try:
+            receipt = await adapter.perform(action)
+        except PermanentFailure as exc:
+            self.store.mark_failed(action.action_id, exc.reason, self.clock.now())
+            log.info("action.failed", action_id=action.action_id, reason=exc.reason)
+            await self.plugins.notify(
+                "communitykit_action_failed", action=action, reason=exc.reason, permanent=True
+            )
+            return
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, TransientFailure) else f"{type(exc).__name__}"
+            retry_after = exc.retry_after if isinstance(exc, TransientFailure) else None
+            await self._retry_later(item, reason, retry_after)
+            return
+        self.store.mark_delivered(action.action_id, receipt.platform_message_id, self.clock.now())
+        await self.plugins.notify("communitykit_action_delivered", action=action, receipt=receipt)
+
+    async def _retry_later(self, item: OutboxItem, reason: str, retry_after: float | None) -> None:
+        action = item.action
+        attempts = item.attempts + 1
+        permanent = attempts >= self.max_attempts
+        now = self.clock.now()
+        if permanent:
+            self.store.mark_failed(
+                action.action_id, f"{reason} (gave up after {attempts} attempts)", now
+            )
+        else:
+            delay = retry_after if retry_after is not None else self.backoff(action.action_id, attempts)
+            self.store.reschedule(action.action_id, reason, now + timedelta(seconds=delay))
+        log.info(
+            "action.retry" if not permanent else "action.failed",
+            action_id=action.action_id, attempts=attempts, reason=reason,
+        )
+        await self.plugins.notify(
+            "communitykit_action_failed", action=action, reason=reason, permanent=permanent
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, sleeping until the next action is due."""
+        while not stop.is_set():
+            await self.drain()
+            self._wake.clear()
+            due = self.store.next_due()
+            timeout = 1.0
+            if due is not None:
+                timeout = max(0.0, min(1.0, (due - self.clock.now()).total_seconds()))
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+
+def member_summary(graph: IdentityGraph) -> Iterable[Member]:
+    """Every member, in id order (helper for listings)."""
+    return sorted(graph, key=lambda m: m.member_id)

@@ -1,0 +1,323 @@
+"""The Python API an application uses: one running community.
+
+:class:`CommunityApp` wires a configuration, a store, the plugins, the adapters,
+the engine and the dispatcher together::
+
+    app = CommunityApp.from_file("community.toml")
+    async with app:                 # opens the store, starts adapters and dispatcher
+        await app.feed(events)      # or let the adapters deliver them
+        print(app.balance("telegram:42"))
+
+Everything the CLI does goes through this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from communitykit._clock import Clock, SystemClock
+from communitykit._errors import CommunityKitError
+from communitykit._plugin_types import Adapter, Campaign, PlatformSettings, Rule
+from communitykit.config import CommunityConfig, ConfigError, load_config
+from communitykit.engine import Dispatcher, Engine, ProcessResult
+from communitykit.model import (
+    Capabilities,
+    Entry,
+    Event,
+    Member,
+    MemberState,
+    PlatformIdentity,
+)
+from communitykit.plugins import Plugins, make_plugin_manager
+from communitykit.store import Store, open_store
+
+__all__ = ["CommunityApp"]
+
+log = structlog.get_logger("communitykit.app")
+
+
+class CommunityApp:
+    """One community, running. See the module documentation."""
+
+    def __init__(
+        self,
+        config: CommunityConfig,
+        *,
+        plugins: Plugins | None = None,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        adapters: Mapping[str, Adapter] | None = None,
+        rules: Sequence[Rule] = (),
+        campaigns: Sequence[Campaign] = (),
+    ) -> None:
+        self.config = config
+        self.plugins = plugins if plugins is not None else make_plugin_manager()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._store = store
+        self._given_adapters = dict(adapters or {})
+        self._extra_rules = list(rules)
+        self._extra_campaigns = list(campaigns)
+        self.adapters: dict[str, Adapter] = {}
+        self._engine: Engine | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._stop = asyncio.Event()
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._running = False
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> CommunityApp:
+        """Build the community a ``community.toml`` describes (raises ConfigError)."""
+        return cls(load_config(path), **kwargs)
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else ("open" if self._engine else "closed")
+        return f"<CommunityApp {self.config.community.name!r} {state}>"
+
+    # ----------------------------------------------------------------- plugins
+
+    def register_plugin(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object at run time (before :meth:`open`)."""
+        if self._engine is not None:
+            raise CommunityKitError("register plugins before the community is opened")
+        return self.plugins.register(plugin, name=name)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise CommunityKitError("the community is not open: call open() or use 'async with'")
+        return self._engine
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise CommunityKitError("the community is not open: call open() or use 'async with'")
+        return self._dispatcher
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    def open(self) -> None:
+        """Open the store, build adapters, rules and campaigns, and load the state."""
+        if self._engine is not None:
+            return
+        config = self.config
+        adapters = self._build_adapters()
+        rules = self._build_rules()
+        campaigns = self._build_campaigns()
+        store = self._store if self._store is not None else open_store(config.store_url)
+        points = config.points
+        capabilities: dict[str, Capabilities] = {
+            name: adapter.capabilities for name, adapter in adapters.items()
+        }
+        engine = Engine(
+            community=config.community,
+            store=store,
+            plugins=self.plugins,
+            ladder=config.ladder,
+            rules=rules,
+            campaigns=campaigns,
+            capabilities=capabilities,
+            clock=self.clock,
+            daily_caps={
+                "message": points.message_daily_cap,
+                "reaction_received": points.reaction_daily_cap,
+            },
+            expire_after=(
+                None
+                if points.expire_after_days is None
+                else timedelta(days=points.expire_after_days)
+            ),
+        )
+        engine.load()
+        dispatcher = Dispatcher(
+            store=store, adapters=adapters, plugins=self.plugins, clock=self.clock
+        )
+        engine.on_commit = dispatcher.wake
+        self.adapters = adapters
+        self._engine = engine
+        self._dispatcher = dispatcher
+
+    async def start(self) -> None:
+        """Open, start the dispatcher, then the adapters (events flow from here on)."""
+        self.open()
+        if self._running:
+            return
+        self._stop.clear()
+        self._dispatch_task = asyncio.create_task(self.dispatcher.run(self._stop))
+        started: list[Adapter] = []
+        try:
+            for adapter in self.adapters.values():
+                await adapter.start(self.feed)
+                started.append(adapter)
+        except BaseException:
+            for adapter in started:
+                await adapter.stop()
+            await self._stop_dispatcher()
+            raise
+        self._running = True
+        log.info("community.started", community=self.config.community.name)
+
+    async def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Stop taking events, deliver what is due (up to ``drain_timeout`` s), close."""
+        if self._engine is None:
+            return
+        for adapter in self.adapters.values():
+            try:
+                await adapter.stop()
+            except Exception as exc:  # stopping must go on
+                log.warning("adapter.stop_failed", platform=adapter.platform, error=repr(exc))
+        if self._running:
+            try:
+                await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_timeout)
+            except TimeoutError:
+                log.warning("community.drain_timeout", seconds=drain_timeout)
+        await self._stop_dispatcher()
+        self._running = False
+        self.close()
+
+    def close(self) -> None:
+        """Close the store (the community can be opened again)."""
+        if self._engine is not None:
+            self._engine.store.close()
+        self._engine = None
+        self._dispatcher = None
+
+    async def _stop_dispatcher(self) -> None:
+        self._stop.set()
+        if self._dispatch_task is not None:
+            await self._dispatch_task
+            self._dispatch_task = None
+
+    async def __aenter__(self) -> CommunityApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------- events
+
+    async def feed(self, events: Sequence[Event]) -> ProcessResult:
+        """Hand events to the engine; returns once they are recorded and applied."""
+        self.open()
+        return await self.engine.process(events)
+
+    async def run_due(self) -> int:
+        """Run scheduled work that is due now (expiry, tier reviews, campaigns)."""
+        return await self.engine.run_due()
+
+    async def deliver(self) -> int:
+        """Deliver every outbox action due now; returns how many were attempted."""
+        return await self.dispatcher.drain()
+
+    # ------------------------------------------------------------------ queries
+
+    def member(self, platform: str, user_id: str) -> Member | None:
+        """The member a platform user is, if known."""
+        return self.engine.member(PlatformIdentity(platform, user_id))
+
+    def get_member(self, member_id: str) -> Member:
+        return self.engine.graph.get(member_id)
+
+    def members(self) -> list[Member]:
+        return sorted(self.engine.graph, key=lambda m: m.member_id)
+
+    def state(self, member_id: str) -> MemberState:
+        self.engine.graph.get(member_id)
+        return self.engine.states[member_id]
+
+    def balance(self, member_id: str) -> int:
+        return self.engine.balance(member_id)
+
+    def tier(self, member_id: str) -> str:
+        return self.engine.tier(member_id)
+
+    def history(self, member_id: str) -> list[Entry]:
+        self.engine.graph.get(member_id)
+        return self.engine.ledger.entries(member_id)
+
+    async def award(
+        self, member_id: str, points: int, *, reason: str, key: str, multiply: bool = False
+    ) -> Entry | None:
+        """Award points by hand (an operator's decision), with the ledger's usual rules."""
+        return await self.engine.award_points(
+            member_id, points, reason=reason, key=key, multiply=multiply
+        )
+
+    # ----------------------------------------------------------------- building
+
+    def _build_adapters(self) -> dict[str, Adapter]:
+        adapters = dict(self._given_adapters)
+        wanted: dict[str, PlatformSettings] = dict(self.config.platforms)
+        for group in self.config.community.groups:
+            if group.platform == "console" and "console" not in wanted:
+                wanted["console"] = PlatformSettings(name="console")
+        missing = [name for name in wanted if name not in adapters]
+        if not missing:
+            return adapters
+        types = self.plugins.adapter_types()
+        for name in missing:
+            adapter_type = types.get(name)
+            if adapter_type is None:
+                known = ", ".join(sorted(types)) or "none installed"
+                raise ConfigError(
+                    f"no adapter for platform {name!r} is installed (installed: {known}); "
+                    f"install communitykit-{name}",
+                    path=str(self.config.path) if self.config.path else None,
+                    key=f"platforms.{name}",
+                )
+            adapters[name] = adapter_type.factory(wanted[name])
+        return adapters
+
+    def _build_rules(self) -> list[Rule]:
+        types = self.plugins.rule_types()
+        points = self.config.points
+        rules: list[Rule] = []
+        for type_name, amount in (
+            ("points.message", points.message),
+            ("points.reaction", points.reaction_received),
+        ):
+            if amount and type_name in types:
+                rules.append(types[type_name].factory({"points": amount}))
+        for entry in self.config.rules:
+            if not entry.enabled:
+                continue
+            rules.append(self._build(types, entry.type, entry.settings, entry.key, "rule"))
+        rules.extend(self._extra_rules)
+        return rules
+
+    def _build_campaigns(self) -> list[Campaign]:
+        types = self.plugins.campaign_types()
+        campaigns: list[Campaign] = []
+        for entry in self.config.campaigns:
+            if entry.enabled:
+                campaigns.append(self._build(types, entry.type, entry.settings, entry.key, "campaign"))
+        campaigns.extend(self._extra_campaigns)
+        return campaigns
+
+    def _build(
+        self, types: Mapping[str, Any], type_name: str, settings: Mapping[str, Any], key: str, kind: str
+    ) -> Any:
+        path = str(self.config.path) if self.config.path else None
+        plugin_type = types.get(type_name)
+        if plugin_type is None:
+            known = ", ".join(sorted(types)) or "none"
+            raise ConfigError(
+                f"unknown {kind} type {type_name!r} (known: {known})",
+                path=path,
+                key=f"{key}.type",
+            )
+        try:
+            return plugin_type.factory(settings)
+        except (CommunityKitError, ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"{exc}", path=path, key=key) from None
+

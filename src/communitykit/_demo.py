@@ -1,41 +1,87 @@
-"""A simulated community run on the domain model alone (no store, no platform).
+"""``communitykit demo``: a whole community, simulated, on one machine.
 
-Deterministic for a given seed: members post messages, react, and spend points;
-the ledger applies daily caps and tier multipliers; tiers are evaluated every
-simulated day with a downgrade grace period.
+A crowd of simulated members lives for some days in a console group: they join
+(some through each other's invite links), post, reply, react, check in, fall
+silent, come back, leave. The engine runs the real rules, the ledger and the
+tier ladder of an embedded configuration, writing to a SQLite file; the
+dispatcher delivers the actions through the console adapter; a few members
+spend points in a reward shop. Deterministic for a given seed.
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import attrs
 
-from communitykit._errors import InsufficientPoints
-from communitykit.model import (
-    Ledger,
-    QualifyingFacts,
-    Tier,
-    TierLadder,
-    TierState,
-    apply_multiplier,
-)
+from communitykit._clock import SimulatedClock
+from communitykit._errors import CommunityKitError, InsufficientPoints
+from communitykit._plugin_types import PlatformSettings
+from communitykit.app import CommunityApp
+from communitykit.config import parse_config
+from communitykit.model import EntryKind, LifecycleSettings, lifecycle_stage
+from communitykit.plugins import Plugins, make_plugin_manager
+from communitykit.store import OutboxStatus
 
-__all__ = ["DemoResult", "run_model_demo"]
+__all__ = ["DEMO_CONFIG", "DemoResult", "run_demo"]
 
-LADDER = TierLadder(
-    tiers=[
-        Tier(name="newcomer", threshold=0),
-        Tier(name="regular", threshold=60, multiplier="1.1"),
-        Tier(name="core", threshold=200, multiplier="1.25", min_tenure_days=7),
-        Tier(name="star", threshold=450, multiplier="1.5", min_tenure_days=14),
-    ],
-    window=timedelta(days=30),
-    grace=timedelta(days=7),
-)
-DAILY_CAPS = {"message": 20, "reaction_received": 10}
+DEMO_CONFIG = """\
+[community]
+name = "Demo community"
+purpose = "A simulated community for trying communitykit"
+timezone = "Asia/Shanghai"
+store = "demo.db"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "main"
+title = "Demo group"
+
+[points]
+message = 2
+message_daily_cap = 20
+reaction_received = 1
+reaction_daily_cap = 10
+expire_after_days = 21
+
+[tiers]
+window_days = 30
+grace_days = 7
+
+[[tiers.ladder]]
+name = "newcomer"
+threshold = 0
+
+[[tiers.ladder]]
+name = "regular"
+threshold = 60
+multiplier = "1.1"
+titles = { console = "Regular" }
+
+[[tiers.ladder]]
+name = "core"
+threshold = 200
+multiplier = "1.25"
+min_tenure_days = 7
+titles = { console = "Core" }
+
+[[tiers.ladder]]
+name = "star"
+threshold = 450
+multiplier = "1.5"
+min_tenure_days = 14
+titles = { console = "Star" }
+"""
+
+START = datetime(2026, 3, 1, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+SHOP_PRICE = 50
 
 
 @attrs.frozen
@@ -43,74 +89,139 @@ class DemoResult:
     members: int
     days: int
     events: int
-    points_issued: int
-    points_spent: int
-    points_capped: int
+    store_path: Path
     tiers: dict[str, int]
-    top: list[tuple[str, int, str]]  # member, balance, tier
+    stages: dict[str, int]
+    points: dict[str, int]
+    actions: dict[str, dict[str, int]]  # type -> status -> count
+    top: list[tuple[str, str, int, str]]  # member id, display name, balance, tier
 
 
-def run_model_demo(members: int = 500, days: int = 30, seed: int = 7) -> DemoResult:
-    """Simulate ``members`` over ``days`` and return what happened."""
+def run_demo(
+    *,
+    members: int = 500,
+    days: int = 30,
+    seed: int = 7,
+    folder: Path,
+    plugins: Plugins | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """Run the demo in ``folder`` (its SQLite file goes there) and return what happened."""
+    import asyncio
+
     if members < 1 or days < 1:
-        raise ValueError("members and days must be at least 1")
-    rng = random.Random(seed)
-    start = datetime(2026, 3, 1, tzinfo=UTC)
-    ledger = Ledger("Asia/Shanghai", DAILY_CAPS)
-    ids = [f"m{i:05d}" for i in range(members)]
-    # a few very active members, many quiet ones (a long tail, as in real groups)
-    activity = {m: rng.paretovariate(1.2) for m in ids}
-    states: dict[str, TierState] = {}
-    events = issued = spent = capped = 0
-    for day in range(days):
-        today = start + timedelta(days=day)
-        for member in ids:
-            tier = states[member].tier if member in states else LADDER.base.name
-            factor = LADDER.multiplier_for(tier)
-            posts = min(int(rng.expovariate(1.0 / activity[member])), 60)
-            for n in range(posts):
-                events += 1
-                at = today + timedelta(minutes=rng.randrange(24 * 60))
-                asked = apply_multiplier(2, factor)
-                entry = ledger.award(
-                    member, asked, reason="message", at=at, key=f"msg:{member}:{day}:{n}"
+        raise CommunityKitError("the demo needs at least 1 member and 1 day")
+    return asyncio.run(_run(members, days, seed, folder, plugins or make_plugin_manager(), on_day))
+
+
+async def _run(
+    members: int,
+    days: int,
+    seed: int,
+    folder: Path,
+    plugins: Plugins,
+    on_day: Callable[[int], None] | None,
+) -> DemoResult:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = parse_config(DEMO_CONFIG, path=str(folder / "community.toml"), base_dir=folder)
+    types = plugins.adapter_types()
+    if "console" not in types:
+        raise CommunityKitError(
+            "the demo runs on the console adapter: pip install communitykit-console "
+            "(in this repository: pip install -e adapters/console)"
+        )
+    console = importlib.import_module("communitykit_console")
+    adapter: Any = types["console"].factory(
+        PlatformSettings(name="console", options={"groups": ["main"]})
+    )
+    clock = SimulatedClock(START)
+    app = CommunityApp(config, plugins=plugins, clock=clock, adapters={"console": adapter})
+    app.open()
+    await adapter.start(app.feed)
+    platform = adapter.platform_state
+    crowd = console.Crowd(platform, members=members, seed=seed, groups=("main",))
+    shop = random.Random(seed * 7919 + 1)
+    events = 0
+    try:
+        for day in range(days):
+            day_start = START + timedelta(days=day)
+            await app.engine.advance_to(day_start, clock.set)
+            async with platform.batch():
+                before = app.store.count_events()
+                await crowd.run_day(day_start, clock.set)
+            events += app.store.count_events() - before
+            await _reward_shop(app, shop, day)
+            await app.deliver()
+            if on_day is not None:
+                on_day(day + 1)
+        end = START + timedelta(days=days)
+        await app.engine.advance_to(end, clock.set)
+        await app.deliver()
+        return _result(app, members, days, events, folder / "demo.db", end)
+    finally:
+        await adapter.stop()
+        app.close()
+
+
+async def _reward_shop(app: CommunityApp, rng: random.Random, day: int) -> None:
+    """Some members with enough points buy something."""
+    engine = app.engine
+    for member in sorted(engine.graph, key=lambda m: m.member_id):
+        if engine.ledger.balance(member.member_id) >= SHOP_PRICE + 30 and rng.random() < 0.08:
+            try:
+                await app.spend(
+                    member.member_id,
+                    SHOP_PRICE,
+                    reason="reward shop",
+                    key=f"shop:{member.member_id}:{day}",
                 )
-                got = 0 if entry is None else entry.points
-                issued += got
-                capped += asked - got
-            if posts and rng.random() < 0.3:
-                events += 1
-                fan = rng.choice(ids)
-                at = today + timedelta(hours=20)
-                entry = ledger.award(
-                    member, 1, reason="reaction_received", at=at, key=f"react:{member}:{day}:{fan}"
-                )
-                issued += 0 if entry is None else entry.points
-            balance = ledger.balance(member)
-            if balance >= 80 and rng.random() < 0.05:
-                try:
-                    ledger.spend(
-                        member, 50, reason="reward shop", at=today, key=f"shop:{member}:{day}"
-                    )
-                    spent += 50
-                except InsufficientPoints:  # pragma: no cover - checked just above
-                    pass
-        end_of_day = today + timedelta(days=1)
-        for member in ids:
-            facts = QualifyingFacts(
-                points=ledger.qualifying_points(member, now=end_of_day, window=LADDER.window),
-                tenure_days=day + 1,
-            )
-            states[member] = LADDER.evaluate(states.get(member), facts, end_of_day)
-    tiers = Counter(state.tier for state in states.values())
-    ranking = sorted(ids, key=lambda m: (-ledger.balance(m), m))[:5]
+            except InsufficientPoints:  # pragma: no cover - checked above
+                continue
+
+
+def _result(
+    app: CommunityApp, members: int, days: int, events: int, store_path: Path, now: datetime
+) -> DemoResult:
+    engine = app.engine
+    tiers: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    settings = LifecycleSettings()
+    for member in engine.graph:
+        tiers[engine.tier(member.member_id)] += 1
+        stages[lifecycle_stage(member, engine.states.get(member.member_id), now, settings)] += 1
+    points: Counter[str] = Counter()
+    for entry in engine.ledger:
+        if entry.kind is EntryKind.CREDIT:
+            points["issued"] += entry.points
+            points["held back by daily caps"] += entry.amount - entry.points
+        elif entry.kind is EntryKind.DEBIT:
+            points["spent"] -= entry.points
+        elif entry.kind is EntryKind.EXPIRY:
+            points["expired"] -= entry.points
+    actions: dict[str, dict[str, int]] = {}
+    for item in app.store.outbox():
+        by_status = actions.setdefault(item.action.TYPE, {})
+        by_status[item.status.value] = by_status.get(item.status.value, 0) + 1
+    ranking = sorted(engine.graph, key=lambda m: (-engine.ledger.balance(m.member_id), m.member_id))
+    top = [
+        (m.member_id, m.display_name, engine.ledger.balance(m.member_id), engine.tier(m.member_id))
+        for m in ranking[:5]
+    ]
+    stage_names = ["new", "active", "silent", "churned", "left"]
     return DemoResult(
         members=members,
         days=days,
         events=events,
-        points_issued=issued,
-        points_spent=spent,
-        points_capped=capped,
-        tiers={t.name: tiers.get(t.name, 0) for t in LADDER.tiers},
-        top=[(m, ledger.balance(m), states[m].tier) for m in ranking],
+        store_path=store_path,
+        tiers={t.name: tiers.get(t.name, 0) for t in engine.ladder.tiers},
+        stages={s: stages.get(s, 0) for s in stage_names if stages.get(s, 0) or s != "left"},
+        points={
+            k: points.get(k, 0) for k in ("issued", "spent", "expired", "held back by daily caps")
+        },
+        actions=dict(sorted(actions.items())),
+        top=top,
     )
+
+
+def delivered_count(result: DemoResult) -> int:
+    return sum(s.get(OutboxStatus.DELIVERED.value, 0) for s in result.actions.values())

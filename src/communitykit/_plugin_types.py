@@ -102,7 +102,7 @@ class TransientFailure(DeliveryFailed):
 
 #: What an adapter hands events to. It returns once the engine has recorded them,
 #: so the adapter may then confirm them to the platform (an update offset, an ack).
-EventSink = Callable[[Sequence[Event]], Awaitable[None]]
+EventSink = Callable[[Sequence[Event]], Awaitable[object]]
 
 
 class Adapter(abc.ABC):
@@ -146,7 +146,9 @@ class AdapterType:
 class Rule(Protocol):
     """A configured rule: a pure function from context to decision."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The rule's name, shown as the source of what it decides (``rule:<name>``)."""
 
     def evaluate(self, ctx: RuleContext) -> Decision | None: ...
 
@@ -164,11 +166,14 @@ class RuleType:
 class Campaign(Protocol):
     """A configured campaign: reacts to events and runs at scheduled moments."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The campaign's name (``campaign:<name>`` as a source)."""
 
     def on_event(self, ctx: RuleContext) -> Decision | None: ...
 
-    def next_run(self, after: datetime) -> datetime | None: ...
+    def next_run(self, after: datetime | None) -> datetime | None:
+        """The first scheduled moment after ``after`` (``None``: never ran before)."""
 
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]: ...
 

@@ -105,12 +105,16 @@ class CommunityApp:
     def store(self) -> Store:
         return self.engine.store
 
-    def open(self) -> None:
-        """Open the store, build adapters, rules and campaigns, and load the state."""
+    def open(self, *, with_adapters: bool = True) -> None:
+        """Open the store, build adapters, rules and campaigns, and load the state.
+
+        ``with_adapters=False`` opens the community without its platforms (for
+        offline work such as listing members or awarding points by hand).
+        """
         if self._engine is not None:
             return
         config = self.config
-        adapters = self._build_adapters()
+        adapters = self._build_adapters() if with_adapters else {}
         rules = self._build_rules()
         campaigns = self._build_campaigns()
         store = self._store if self._store is not None else open_store(config.store_url)
@@ -253,6 +257,12 @@ class CommunityApp:
             member_id, points, reason=reason, key=key, multiply=multiply
         )
 
+    async def spend(
+        self, member_id: str, points: int, *, reason: str, key: str
+    ) -> tuple[Entry, ...]:
+        """Debit points (a reward shop); raises :class:`InsufficientPoints`."""
+        return await self.engine.spend_points(member_id, points, reason=reason, key=key)
+
     # ----------------------------------------------------------------- building
 
     def _build_adapters(self) -> dict[str, Adapter]:
@@ -270,10 +280,10 @@ class CommunityApp:
             if adapter_type is None:
                 known = ", ".join(sorted(types)) or "none installed"
                 raise ConfigError(
-                    f"no adapter for platform {name!r} is installed (installed: {known}); "
-                    f"install communitykit-{name}",
-                    path=str(self.config.path) if self.config.path else None,
-                    key=f"platforms.{name}",
+                    self._config_path(),
+                    f"platforms.{name}",
+                    detail=f"no adapter for platform {name!r} is installed "
+                    f"(installed: {known}); install communitykit-{name}",
                 )
             adapters[name] = adapter_type.factory(wanted[name])
         return adapters
@@ -300,24 +310,32 @@ class CommunityApp:
         campaigns: list[Campaign] = []
         for entry in self.config.campaigns:
             if entry.enabled:
-                campaigns.append(self._build(types, entry.type, entry.settings, entry.key, "campaign"))
+                campaigns.append(
+                    self._build(types, entry.type, entry.settings, entry.key, "campaign")
+                )
         campaigns.extend(self._extra_campaigns)
         return campaigns
 
     def _build(
-        self, types: Mapping[str, Any], type_name: str, settings: Mapping[str, Any], key: str, kind: str
+        self,
+        types: Mapping[str, Any],
+        type_name: str,
+        settings: Mapping[str, Any],
+        key: str,
+        kind: str,
     ) -> Any:
-        path = str(self.config.path) if self.config.path else None
         plugin_type = types.get(type_name)
         if plugin_type is None:
             known = ", ".join(sorted(types)) or "none"
             raise ConfigError(
-                f"unknown {kind} type {type_name!r} (known: {known})",
-                path=path,
-                key=f"{key}.type",
+                self._config_path(),
+                f"{key}.type",
+                detail=f"unknown {kind} type {type_name!r} (known: {known})",
             )
         try:
             return plugin_type.factory(settings)
         except (CommunityKitError, ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"{exc}", path=path, key=key) from None
+            raise ConfigError(self._config_path(), key, detail=str(exc)) from None
 
+    def _config_path(self) -> str:
+        return str(self.config.path) if self.config.path is not None else "community.toml"

@@ -1,15 +1,38 @@
-"""The ``communitykit`` command. A thin layer over the public Python API."""
+"""The ``communitykit`` command: a thin layer over the public Python API.
+
+Every error communitykit raises on purpose becomes one line on stderr and exit
+status 1; bad command-line usage is exit status 2. No traceback for bad input.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import csv
+import signal
 import sys
+import tempfile
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from communitykit._errors import CommunityKitError
 from communitykit._version import __version__
 
 __all__ = ["main"]
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(CommunityKitError):
+    """The command line asks for something that cannot be done."""
 
 
 def _positive(text: str) -> int:
@@ -22,25 +45,391 @@ def _positive(text: str) -> int:
     return value
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from communitykit._demo import run_model_demo
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
-    result = run_model_demo(members=args.members, days=args.days, seed=args.seed)
-    print(
-        f"Simulated {result.members} members over {result.days} days "
-        f"({result.events} events, seed {args.seed})."
+
+# ----------------------------------------------------------------------- demo
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from communitykit._demo import run_demo
+
+    folder = (
+        Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="communitykit-demo-"))
     )
-    print(
-        f"Points issued {result.points_issued}, spent {result.points_spent}, "
-        f"held back by daily caps {result.points_capped}."
+    with _progress() as progress:
+        task = progress.add_task("simulating days", total=args.days)
+        result = run_demo(
+            members=args.members,
+            days=args.days,
+            seed=args.seed,
+            folder=folder,
+            on_day=lambda day: progress.update(task, completed=day),
+        )
+    out.print(
+        f"Simulated [bold]{result.members}[/] members over [bold]{result.days}[/] days: "
+        f"{result.events:,} events (seed {args.seed})."
     )
-    print("Members by tier:")
+    tiers = Table(title="Members by tier", show_edge=False)
+    tiers.add_column("tier")
+    tiers.add_column("members", justify="right")
     for tier, count in result.tiers.items():
-        print(f"  {tier:<10} {count:>6}")
-    print("Top members:")
-    for member, balance, tier in result.top:
-        print(f"  {member:<8} {balance:>6} points  {tier}")
+        tiers.add_row(tier, str(count))
+    stages = Table(title="Members by lifecycle stage", show_edge=False)
+    stages.add_column("stage")
+    stages.add_column("members", justify="right")
+    for stage, count in result.stages.items():
+        stages.add_row(stage, str(count))
+    points = Table(title="Points", show_edge=False)
+    points.add_column("")
+    points.add_column("points", justify="right")
+    for label, amount in result.points.items():
+        points.add_row(label, f"{amount:,}")
+    actions = Table(title="Actions", show_edge=False)
+    actions.add_column("type")
+    actions.add_column("delivered", justify="right")
+    actions.add_column("failed", justify="right")
+    actions.add_column("pending", justify="right")
+    for kind, statuses in result.actions.items():
+        actions.add_row(
+            kind,
+            str(statuses.get("delivered", 0)),
+            str(statuses.get("failed", 0)),
+            str(statuses.get("pending", 0)),
+        )
+    top = Table(title="Top members", show_edge=False)
+    top.add_column("member")
+    top.add_column("name")
+    top.add_column("balance", justify="right")
+    top.add_column("tier")
+    for member_id, name, balance, tier in result.top:
+        top.add_row(member_id, name, str(balance), tier)
+    for table in (tiers, stages, points, actions, top):
+        out.print()
+        out.print(table)
+    out.print()
+    out.print(f"The community's data is in {result.store_path}")
     return 0
+
+
+# ------------------------------------------------------------------- simulate
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from communitykit._simulate import simulate
+    from communitykit.config import load_config
+
+    config = load_config(args.config)
+    events = Path(args.events)
+    if not events.is_file():
+        raise UsageError(f"{events}: no such file")
+    total = sum(1 for line in events.open(encoding="utf-8") if line.strip())
+    with _progress() as progress:
+        task = progress.add_task("replaying events", total=total)
+        result = simulate(
+            config, events, Path(args.out), progress=lambda n: progress.advance(task, n)
+        )
+    summary = result.summary
+    for skipped in summary["skipped"]:
+        field = f" (field {skipped['field']})" if skipped.get("field") else ""
+        err.print(f"{events}:{skipped['line']}: skipped{field}: {skipped['reason']}", markup=False)
+    counts = summary["events"]
+    out.print(
+        f"Replayed {counts['recorded']:,} events ({counts['duplicates']:,} duplicates, "
+        f"{counts['skipped']:,} skipped) into {result.out_dir}: actions.jsonl, ledger.jsonl, "
+        "members.jsonl, summary.json"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------ run
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from communitykit.app import CommunityApp
+
+    app = CommunityApp.from_file(args.config)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.start()
+        platforms = ", ".join(sorted(app.adapters)) or "no platform"
+        out.print(f"{app.config.community.name}: running on {platforms} (Ctrl-C to stop)")
+        try:
+            await stop.wait()
+        finally:
+            err.print("stopping: no new events; delivering what is due ...")
+            await app.stop()
+        out.print("stopped cleanly")
+
+    asyncio.run(serve())
+    return 0
+
+
+# -------------------------------------------------------------------- members
+
+
+def _open(config_path: str) -> Any:
+    from communitykit.app import CommunityApp
+
+    app = CommunityApp.from_file(config_path)
+    app.open(with_adapters=False)
+    return app
+
+
+def _find_member(app: Any, text: str) -> Any:
+    from communitykit.model import PlatformIdentity
+
+    if text in app.engine.graph:
+        return app.get_member(text)
+    if ":" in text:
+        member = app.engine.member(PlatformIdentity.parse(text))
+        if member is not None:
+            return member
+    raise UsageError(
+        f"no member {text!r}: give a member id or platform:user_id (see 'members list')"
+    )
+
+
+def _parse_import(path: Path) -> tuple[list[Any], list[str]]:
+    from communitykit.model import Member, PlatformIdentity
+
+    members: list[Any] = []
+    problems: list[str] = []
+    expected = ["platform", "user_id", "display_name", "joined_at", "tags"]
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    seen: dict[str, int] = {}
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise UsageError(f"{path}: the file is empty; expected the header {','.join(expected)}")
+        if [h.strip() for h in header] != expected:
+            raise UsageError(
+                f"{path}:1: expected the header {','.join(expected)}, found {','.join(header)}"
+            )
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(expected):
+                problems.append(
+                    f"{path}:{line}: expected {len(expected)} columns, found {len(row)}"
+                )
+                continue
+            platform, user_id, name, joined, tags = (cell.strip() for cell in row)
+            if not platform or not user_id:
+                problems.append(f"{path}:{line}: platform and user_id are required")
+                continue
+            joined_at = None
+            if joined:
+                try:
+                    joined_at = datetime.fromisoformat(joined)
+                except ValueError:
+                    problems.append(
+                        f"{path}:{line}: joined_at must be an ISO date or time, found {joined!r}"
+                    )
+                    continue
+                if joined_at.tzinfo is None:
+                    if len(joined) == 10:  # a plain date: midnight UTC
+                        joined_at = joined_at.replace(tzinfo=UTC)
+                    else:
+                        problems.append(
+                            f"{path}:{line}: joined_at needs a UTC offset, found {joined!r}"
+                        )
+                        continue
+            identity = PlatformIdentity(platform, user_id)
+            key = str(identity)
+            if key in seen:
+                problems.append(f"{path}:{line}: {key} is already on line {seen[key]}")
+                continue
+            seen[key] = line
+            members.append(
+                Member(
+                    member_id=key,
+                    identities=(identity,),
+                    display_name=name,
+                    joined_at=joined_at,
+                    tags=frozenset(t.strip() for t in tags.split(";") if t.strip()),
+                )
+            )
+    return members, problems
+
+
+def _cmd_members_import(args: argparse.Namespace) -> int:
+    from communitykit.model import LinkMethod, LinkProvenance
+
+    path = Path(args.file)
+    members, problems = _parse_import(path)
+    if problems:
+        for problem in problems:
+            err.print(problem, markup=False)
+        err.print(f"nothing imported: fix the {len(problems)} problem(s) above and run again")
+        return 1
+    app = _open(args.config)
+    try:
+        provenance = LinkProvenance(
+            method=LinkMethod.IMPORT, at=app.clock.now(), note=f"import of {path.name}"
+        )
+        added, known = asyncio.run(app.engine.import_members(members, provenance))
+    finally:
+        app.close()
+    out.print(f"imported {added} member(s); {known} already known (unchanged)")
+    return 0
+
+
+def _cmd_members_list(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        table = Table(show_edge=False)
+        for column in ("member", "name", "tier", "balance", "status", "tags"):
+            table.add_column(column, justify="right" if column == "balance" else "left")
+        shown = 0
+        for member in app.members():
+            tier = app.tier(member.member_id)
+            if args.tier and tier != args.tier:
+                continue
+            table.add_row(
+                member.member_id,
+                member.display_name,
+                tier,
+                str(app.balance(member.member_id)),
+                member.status.value,
+                ", ".join(sorted(member.tags)),
+            )
+            shown += 1
+            if args.limit and shown >= args.limit:
+                break
+        out.print(table)
+        out.print(f"{shown} member(s)")
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_members_show(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member = _find_member(app, args.member)
+        state = app.state(member.member_id)
+        now = app.clock.now()
+        qualifying = app.engine.ledger.qualifying_points(
+            member.member_id, now=now, window=app.config.ladder.window
+        )
+        out.print(f"[bold]{member.member_id}[/] {member.display_name}")
+        rows = [
+            ("status", member.status.value),
+            ("role", member.role.value),
+            ("joined", member.joined_at.isoformat() if member.joined_at else "unknown"),
+            ("tier", f"{state.tier} (since {state.tier_since.date().isoformat()})"),
+            ("balance", str(app.balance(member.member_id))),
+            ("qualifying points", str(qualifying)),
+            ("pending points", str(app.engine.ledger.pending_points(member.member_id))),
+            ("messages", str(state.messages)),
+            ("last active", state.last_active_at.isoformat() if state.last_active_at else "never"),
+            ("tags", ", ".join(sorted(member.tags)) or "-"),
+            ("paid until", member.paid_until.isoformat() if member.paid_until else "-"),
+        ]
+        for label, value in rows:
+            out.print(f"  {label:<18} {value}", markup=False)
+        out.print("  identities:")
+        for identity in member.identities:
+            links = app.engine.graph.links(identity)
+            how = links[-1].provenance.method.value if links else "unknown"
+            out.print(f"    {identity}  ({how})", markup=False)
+    finally:
+        app.close()
+    return 0
+
+
+# --------------------------------------------------------------------- points
+
+
+def _cmd_points_award(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member = _find_member(app, args.member)
+        key = args.key or f"manual:{uuid.uuid4()}"
+        entry = asyncio.run(app.award(member.member_id, args.points, reason=args.reason, key=key))
+        if entry is None:
+            out.print(f"nothing awarded: the daily cap for {args.reason!r} is reached")
+        else:
+            out.print(
+                f"awarded {entry.points} point(s) to {member.member_id} "
+                f"(entry {entry.entry_id}, key {entry.idempotency_key}); "
+                f"balance {app.balance(member.member_id)}"
+            )
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_points_history(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member = _find_member(app, args.member)
+        table = Table(show_edge=False)
+        for column in ("entry", "at", "kind", "points", "reason", "key"):
+            table.add_column(column, justify="right" if column == "points" else "left")
+        entries = app.history(member.member_id)
+        for entry in entries[-args.limit :] if args.limit else entries:
+            table.add_row(
+                entry.entry_id,
+                entry.at.isoformat(timespec="seconds"),
+                entry.kind.value,
+                f"{entry.points:+d}" if entry.points else f"({entry.amount})",
+                entry.reason,
+                entry.idempotency_key,
+            )
+        out.print(table)
+        out.print(f"balance {app.balance(member.member_id)}")
+    finally:
+        app.close()
+    return 0
+
+
+# -------------------------------------------------------------------- plugins
+
+
+def _cmd_plugins_list(args: argparse.Namespace) -> int:
+    from communitykit.plugins import make_plugin_manager
+
+    plugins = make_plugin_manager()
+    table = Table(show_edge=False)
+    for column in ("plugin", "distribution", "version", "hooks"):
+        table.add_column(column)
+    for info in plugins.info():
+        table.add_row(
+            info.name,
+            info.distribution or "-",
+            info.version or "-",
+            "\n".join(h.removeprefix("communitykit_") for h in info.hooks),
+        )
+    out.print(table)
+    for failure in plugins.failures:
+        err.print(
+            f"not loaded: {failure.name} ({failure.distribution} {failure.version}): "
+            f"{failure.error}",
+            markup=False,
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,11 +439,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"communitykit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     demo = commands.add_parser("demo", help="run a simulated community and print a summary")
     demo.add_argument("--members", type=_positive, default=500, help="members (default 500)")
     demo.add_argument("--days", type=_positive, default=30, help="simulated days (default 30)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument(
+        "--folder", help="where to keep the demo's files (default: a new temp folder)"
+    )
     demo.set_defaults(handler=_cmd_demo)
+
+    sim = commands.add_parser("simulate", help="replay an event log and write what it caused")
+    sim.add_argument("config", metavar="CONFIG", help="community.toml")
+    sim.add_argument("events", metavar="EVENTS.jsonl", help="the event log, one JSON object a line")
+    sim.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    sim.set_defaults(handler=_cmd_simulate)
+
+    run = commands.add_parser("run", help="run the configured community until interrupted")
+    run.add_argument("config", metavar="CONFIG")
+    run.set_defaults(handler=_cmd_run)
+
+    members = commands.add_parser("members", help="import, list and show members")
+    member_commands = members.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    imp = member_commands.add_parser("import", help="import members from a CSV file")
+    imp.add_argument("config", metavar="CONFIG")
+    imp.add_argument(
+        "file", metavar="FILE.csv", help="columns platform,user_id,display_name,joined_at,tags"
+    )
+    imp.set_defaults(handler=_cmd_members_import)
+    lst = member_commands.add_parser("list", help="list members")
+    lst.add_argument("config", metavar="CONFIG")
+    lst.add_argument("--tier", help="only members of this tier")
+    lst.add_argument("--limit", type=_positive, help="at most this many")
+    lst.set_defaults(handler=_cmd_members_list)
+    show = member_commands.add_parser("show", help="show one member")
+    show.add_argument("config", metavar="CONFIG")
+    show.add_argument("member", metavar="MEMBER", help="member id or platform:user_id")
+    show.set_defaults(handler=_cmd_members_show)
+
+    points = commands.add_parser("points", help="award points and see a member's history")
+    point_commands = points.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    award = point_commands.add_parser("award", help="award points to a member")
+    award.add_argument("config", metavar="CONFIG")
+    award.add_argument("member", metavar="MEMBER")
+    award.add_argument("points", type=_positive, metavar="POINTS")
+    award.add_argument("--reason", default="manual", help="why (default: manual)")
+    award.add_argument("--key", help="idempotency key: the same key never awards twice")
+    award.set_defaults(handler=_cmd_points_award)
+    history = point_commands.add_parser("history", help="a member's ledger entries")
+    history.add_argument("config", metavar="CONFIG")
+    history.add_argument("member", metavar="MEMBER")
+    history.add_argument("--limit", type=_positive, help="only the last N entries")
+    history.set_defaults(handler=_cmd_points_history)
+
+    plugins = commands.add_parser("plugins", help="list installed plugins")
+    plugin_commands = plugins.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    plist = plugin_commands.add_parser("list", help="every plugin with its hooks")
+    plist.set_defaults(handler=_cmd_plugins_list)
     return parser
 
 
@@ -67,8 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except CommunityKitError as exc:
-        print(f"communitykit: {exc}", file=sys.stderr)
+        err.print(f"communitykit: {exc}", markup=False)
         return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
     return code
 
 

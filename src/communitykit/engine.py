@@ -217,13 +217,8 @@ class Engine:
         return entries
 
     async def _notify(self, pending: _Pending, entries: list[Entry]) -> None:
+        """Tell plugins what the committed batch did, in the order it happened."""
         plugins = self.plugins
-        if plugins.has_listeners("communitykit_points_awarded"):
-            for entry in entries:
-                if entry.kind.value == "credit":
-                    await plugins.notify(
-                        "communitykit_points_awarded", member_id=entry.member, entry=entry
-                    )
         for hook, kwargs in pending.notes:
             if plugins.has_listeners(hook):
                 await plugins.notify(hook, **kwargs)
@@ -318,9 +313,12 @@ class Engine:
             changes["status"] = MemberStatus.BANNED if banned else MemberStatus.LEFT
             if member.joined_at is None or event.at >= member.joined_at:
                 changes["left_at"] = event.at
-        elif isinstance(event, MemberPaid) and event.valid_until is not None:
-            if member.paid_until is None or event.valid_until > member.paid_until:
-                changes["paid_until"] = event.valid_until
+        elif (
+            isinstance(event, MemberPaid)
+            and event.valid_until is not None
+            and (member.paid_until is None or event.valid_until > member.paid_until)
+        ):
+            changes["paid_until"] = event.valid_until
         if changes:
             member = self._update_member(attrs.evolve(member, **changes), pending)
         if hook is not None:
@@ -378,16 +376,27 @@ class Engine:
         try:
             if award.pending:
                 self.ledger.award_pending(
-                    member_id, points, reason=award.reason, at=at, key=award.key,
+                    member_id,
+                    points,
+                    reason=award.reason,
+                    at=at,
+                    key=award.key,
                     expires_at=expires_at,
                 )
             else:
+                replay = self.ledger.has_key(award.key)
                 entry = self.ledger.award(
-                    member_id, points, reason=award.reason, at=at, key=award.key,
+                    member_id,
+                    points,
+                    reason=award.reason,
+                    at=at,
+                    key=award.key,
                     expires_at=expires_at,
                 )
-                if entry is not None:
+                if entry is not None and not replay:
                     pending.touched.add(member_id)
+                    note = {"member_id": entry.member, "entry": entry}
+                    pending.notes.append(("communitykit_points_awarded", note))
         except ModelError as exc:
             log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
 
@@ -395,7 +404,9 @@ class Engine:
         capabilities = self.capabilities.get(action.platform)
         if capabilities is None or not capabilities.can(action.TYPE):
             log.info(
-                "action.unsupported", platform=action.platform, type=action.TYPE,
+                "action.unsupported",
+                platform=action.platform,
+                type=action.TYPE,
                 source=action.source,
             )
             return
@@ -425,13 +436,13 @@ class Engine:
             return
         state = self.states[member_id]
         current = self.ladder
-        tier_state = current.evaluate(
-            _tier_state(state), self._facts(member_id, now), now
-        )
+        tier_state = current.evaluate(_tier_state(state), self._facts(member_id, now), now)
         if tier_state.tier == state.tier and tier_state.below_since == state.below_since:
             return
         new_state = attrs.evolve(
-            state, tier=tier_state.tier, tier_since=tier_state.since,
+            state,
+            tier=tier_state.tier,
+            tier_since=tier_state.since,
             below_since=tier_state.below_since,
         )
         self._update_state(new_state, pending)
@@ -439,8 +450,12 @@ class Engine:
             pending.notes.append(
                 (
                     "communitykit_tier_changed",
-                    {"member_id": member_id, "old_tier": state.tier, "new_tier": tier_state.tier,
-                     "at": now},
+                    {
+                        "member_id": member_id,
+                        "old_tier": state.tier,
+                        "new_tier": tier_state.tier,
+                        "at": now,
+                    },
                 )
             )
             self._title_actions(member_id, tier_state.tier, now, pending)
@@ -562,8 +577,9 @@ class Engine:
             pending = _Pending(Batch(created_at=now))
             before = len(self.ledger)
             self._award(
-                AwardPoints(member=member_id, points=points, reason=reason, key=key,
-                            multiply=multiply),
+                AwardPoints(
+                    member=member_id, points=points, reason=reason, key=key, multiply=multiply
+                ),
                 now,
                 pending,
             )
@@ -571,6 +587,52 @@ class Engine:
             entries = self._commit(pending)
         await self._notify(pending, entries)
         return self.ledger.entry_at(before) if len(self.ledger) > before else None
+
+    async def spend_points(
+        self, member_id: str, points: int, *, reason: str, key: str
+    ) -> tuple[Entry, ...]:
+        """Debit points (a reward shop, a make-up card); raises InsufficientPoints."""
+        self.graph.get(member_id)
+        now = self.clock.now()
+        async with self._lock:
+            pending = _Pending(Batch(created_at=now))
+            entries = self.ledger.spend(member_id, points, reason=reason, at=now, key=key)
+            self._commit(pending)
+        return entries
+
+    async def import_members(
+        self, members: Sequence[Member], provenance: LinkProvenance
+    ) -> tuple[int, int]:
+        """Add members no one knows yet; returns (added, already known).
+
+        A member any of whose identities is already known is skipped, so importing
+        the same file twice changes nothing. All of it is one transaction.
+        """
+        now = self.clock.now()
+        added = skipped = 0
+        async with self._lock:
+            pending = _Pending(Batch(created_at=now))
+            try:
+                for member in members:
+                    if any(self.graph.find(i) is not None for i in member.identities):
+                        skipped += 1
+                        continue
+                    self.graph.add(member, provenance)
+                    pending.batch.members[member.member_id] = member
+                    for identity in member.identities:
+                        pending.batch.links.extend(self.graph.links(identity))
+                    joined = member.joined_at or now
+                    state = MemberState(
+                        member_id=member.member_id, tier=self.ladder.base.name, tier_since=joined
+                    )
+                    self.states[member.member_id] = state
+                    pending.batch.states[member.member_id] = state
+                    added += 1
+            except CommunityKitError:
+                self.load()
+                raise
+            self._commit(pending)
+        return added, skipped
 
 
 def _tier_state(state: MemberState) -> TierState:
@@ -671,11 +733,15 @@ class Dispatcher:
                 action.action_id, f"{reason} (gave up after {attempts} attempts)", now
             )
         else:
-            delay = retry_after if retry_after is not None else self.backoff(action.action_id, attempts)
+            delay = (
+                retry_after if retry_after is not None else self.backoff(action.action_id, attempts)
+            )
             self.store.reschedule(action.action_id, reason, now + timedelta(seconds=delay))
         log.info(
             "action.retry" if not permanent else "action.failed",
-            action_id=action.action_id, attempts=attempts, reason=reason,
+            action_id=action.action_id,
+            attempts=attempts,
+            reason=reason,
         )
         await self.plugins.notify(
             "communitykit_action_failed", action=action, reason=reason, permanent=permanent

@@ -48,6 +48,7 @@ from communitykit.model._events import (
     event_from_json,
 )
 from communitykit.model._ledger import RESERVED_KEY_PREFIX, Award, Entry, EntryKind, Ledger
+from communitykit.model._lifecycle import LifecycleSettings, Stage, lifecycle_stage
 from communitykit.model._members import (
     IdentityGraph,
     IdentityLink,
@@ -96,6 +97,7 @@ __all__ = [
     "Kick",
     "LeaveReason",
     "Ledger",
+    "LifecycleSettings",
     "LinkMethod",
     "LinkProvenance",
     "Media",
@@ -117,6 +119,7 @@ __all__ = [
     "SendDirectMessage",
     "SendMessage",
     "SetTitle",
+    "Stage",
     "TickContext",
     "Tier",
     "TierLadder",
@@ -128,6 +131,7 @@ __all__ = [
     "community_day",
     "event_from_dict",
     "event_from_json",
+    "lifecycle_stage",
     "merge_members",
     "stable_id",
     "unmerge_members",

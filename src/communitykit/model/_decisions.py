@@ -9,7 +9,7 @@ The engine applies every decision of one event in one store transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -43,6 +43,18 @@ def stable_id(*parts: str) -> str:
 
 
 def _action_types(value: Any) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _awards(value: Iterable[AwardPoints]) -> tuple[AwardPoints, ...]:
+    return tuple(value)
+
+
+def _actions(value: Iterable[Action]) -> tuple[Action, ...]:
+    return tuple(value)
+
+
+def _tags(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
 
 
@@ -94,10 +106,10 @@ class Decision:
 
     source: str
     explanation: str
-    awards: tuple[AwardPoints, ...] = attrs.field(default=(), converter=tuple)
-    actions: tuple[Action, ...] = attrs.field(default=(), converter=tuple)
-    add_tags: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    remove_tags: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    awards: tuple[AwardPoints, ...] = attrs.field(default=(), converter=_awards)
+    actions: tuple[Action, ...] = attrs.field(default=(), converter=_actions)
+    add_tags: frozenset[str] = attrs.field(default=frozenset(), converter=_tags)
+    remove_tags: frozenset[str] = attrs.field(default=frozenset(), converter=_tags)
 
     @property
     def empty(self) -> bool:

@@ -9,6 +9,11 @@ The public API is what this module exports; everything in a module whose name
 starts with an underscore is internal.
 """
 
+from communitykit._clock import (
+    Clock,
+    SimulatedClock,
+    SystemClock,
+)
 from communitykit._errors import (
     CommunityKitError,
     DuplicateEntry,
@@ -38,6 +43,18 @@ from communitykit._secret import (
     Secret,
 )
 from communitykit._version import __version__
+from communitykit.app import (
+    CommunityApp,
+)
+from communitykit.config import (
+    CommunityConfig,
+    ConfigError,
+    load_config,
+    parse_config,
+)
+from communitykit.engine import (
+    ProcessResult,
+)
 from communitykit.hookspecs import (
     hookimpl,
 )
@@ -112,6 +129,9 @@ from communitykit.plugins import (
     Plugins,
     make_plugin_manager,
 )
+from communitykit.store import (
+    StoreError,
+)
 
 __all__ = [
     "ACTION_TYPES",
@@ -127,9 +147,13 @@ __all__ = [
     "Campaign",
     "CampaignType",
     "Capabilities",
+    "Clock",
     "CommandInvoked",
     "Community",
+    "CommunityApp",
+    "CommunityConfig",
     "CommunityKitError",
+    "ConfigError",
     "CreateInviteLink",
     "Decision",
     "DeclineJoin",
@@ -172,6 +196,7 @@ __all__ = [
     "PluginConflict",
     "PluginError",
     "Plugins",
+    "ProcessResult",
     "QualifyingFacts",
     "ReactionAdded",
     "Receipt",
@@ -183,7 +208,10 @@ __all__ = [
     "SendDirectMessage",
     "SendMessage",
     "SetTitle",
+    "SimulatedClock",
     "Stage",
+    "StoreError",
+    "SystemClock",
     "TickContext",
     "Tier",
     "TierLadder",
@@ -201,8 +229,10 @@ __all__ = [
     "event_from_json",
     "hookimpl",
     "lifecycle_stage",
+    "load_config",
     "make_plugin_manager",
     "merge_members",
+    "parse_config",
     "stable_id",
     "unmerge_members",
 ]

@@ -586,7 +586,10 @@ class Engine:
             self._settle_tiers(pending, now)
             entries = self._commit(pending)
         await self._notify(pending, entries)
-        return self.ledger.entry_at(before) if len(self.ledger) > before else None
+        if len(self.ledger) > before:
+            return self.ledger.entry_at(before)
+        result = self.ledger.result_for(key) if self.ledger.has_key(key) else None
+        return result if isinstance(result, Entry) else None
 
     async def spend_points(
         self, member_id: str, points: int, *, reason: str, key: str

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
@@ -55,6 +55,28 @@ __all__ = [
     "event_from_dict",
     "event_from_json",
 ]
+
+
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+def _enum(cls: type[_E], field: str, value: object) -> _E:
+    """attrs converter: a plain string given in code becomes the enum member."""
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(str(value)) if isinstance(value, str) else cls(value)  # type: ignore[arg-type]
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in cls)
+        raise FormatError(f"expected one of {allowed}, found {value!r}", field=field) from None
+
+
+def _leave_reason(value: object) -> LeaveReason:
+    return _enum(LeaveReason, "reason", value)
+
+
+def _media(value: object) -> Media | None:
+    return None if value is None else _enum(Media, "media", value)
 
 
 class LeaveReason(enum.StrEnum):
@@ -106,7 +128,7 @@ class MemberLeft(Event):
 
     TYPE: ClassVar[str] = "member_left"
 
-    reason: LeaveReason
+    reason: LeaveReason = attrs.field(converter=_leave_reason)
 
 
 @attrs.frozen(kw_only=True)
@@ -128,7 +150,7 @@ class MessagePosted(Event):
     message_id: str
     text: str
     reply_to: str | None = None
-    media: Media | None = None
+    media: Media | None = attrs.field(default=None, converter=_media)
 
 
 @attrs.frozen(kw_only=True)

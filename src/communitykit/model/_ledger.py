@@ -435,10 +435,11 @@ class Ledger:
     def qualifying_points(
         self, member: str, *, now: datetime, window: timedelta | None = None
     ) -> int:
-        """Credits minus reversed credits, over ``(now - window, now]`` or the whole life.
+        """Credits minus reversed credits since ``now - window`` (or over the whole life).
 
         Debits and expiry do not count: spending points never changes what a member
-        qualified for. A reversed credit counts for nothing.
+        qualified for. A reversed credit counts for nothing. Credits stamped later
+        than ``now`` count too (a platform's clock may run a little ahead of ours).
         """
         _check_at("now", now)
         start = None if window is None else now - window
@@ -449,8 +450,7 @@ class Ledger:
             row = rows[seq]
             if row[1] != _CREDIT or seq in reversed_:
                 continue
-            at = row[4]
-            if at <= now and (start is None or at > start):
+            if start is None or row[4] > start:
                 total += row[2]
         return total
 

@@ -130,22 +130,40 @@ class Engine:
         self.ledger = Ledger(community.timezone, self.daily_caps)
         self.states: dict[str, MemberState] = {}
         self._committed_entries = 0
+        self._committed_links = 0
         self._lock = asyncio.Lock()
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
+        self._ids: dict[tuple[str, str], str] = {}  # (platform, user id) -> member id
+        self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
+        self._index_ladder()
 
     # ------------------------------------------------------------------ loading
+
+    def _index_ladder(self) -> None:
+        tiers = self.ladder.tiers
+        self._next_threshold = {
+            tier.name: (tiers[i + 1].threshold if i + 1 < len(tiers) else None)
+            for i, tier in enumerate(tiers)
+        }
 
     def load(self) -> None:
         """(Re)build the working state from the store."""
         graph = IdentityGraph()
         for member in self.store.load_members():
             graph.add(member)
+        graph.restore_links(self.store.load_links())
+        self._ids = {
+            (identity.platform, identity.user_id): member.member_id
+            for member in graph
+            for identity in member.identities
+        }
         ledger = Ledger.restore(self.store.load_entries(), self.community.timezone, self.daily_caps)
         self.graph = graph
         self.ledger = ledger
         self.states = {state.member_id: state for state in self.store.load_states()}
         self._committed_entries = len(ledger)
+        self._committed_links = graph.links_count()
         self._last_runs = {}
         keys = ["tier_review", *(f"campaign:{c.name}" for c in self.campaigns)]
         for key in keys:
@@ -198,8 +216,9 @@ class Engine:
         )
 
     def _commit(self, pending: _Pending) -> list[Entry]:
-        entries = self.ledger.entries()[self._committed_entries :]
+        entries = self.ledger.entries_from(self._committed_entries)
         pending.batch.entries = entries
+        pending.batch.links = self.graph.links_from(self._committed_links)
         if not len(pending.batch):
             return entries
         try:
@@ -209,6 +228,7 @@ class Engine:
             self.load()
             raise
         self._committed_entries = len(self.ledger)
+        self._committed_links = self.graph.links_count()
         for key, value in pending.batch.meta.items():
             if key.startswith("schedule:"):
                 self._last_runs[key.removeprefix("schedule:")] = datetime.fromisoformat(value)
@@ -219,17 +239,22 @@ class Engine:
     async def _notify(self, pending: _Pending, entries: list[Entry]) -> None:
         """Tell plugins what the committed batch did, in the order it happened."""
         plugins = self.plugins
+        first = entries[0] if entries else None
+        start = int(first.entry_id[1:]) if first is not None else 0
         for hook, kwargs in pending.notes:
-            if plugins.has_listeners(hook):
-                await plugins.notify(hook, **kwargs)
+            if not plugins.has_listeners(hook):
+                continue
+            if hook == "communitykit_points_awarded":
+                kwargs = {**kwargs, "entry": entries[kwargs["entry"] - start]}
+            await plugins.notify(hook, **kwargs)
 
     def _member_for(
         self, platform: str, user: str, at: datetime, pending: _Pending, *, joining: bool = False
     ) -> Member:
+        member_id = self._ids.get((platform, user))
+        if member_id is not None:
+            return self.graph.get(member_id)
         identity = PlatformIdentity(platform, user)
-        member = self.graph.find(identity)
-        if member is not None:
-            return member
         member = Member(
             member_id=str(identity),
             identities=(identity,),
@@ -238,8 +263,8 @@ class Engine:
         )
         provenance = LinkProvenance(method=LinkMethod.JOINED, at=at)
         self.graph.add(member, provenance)
+        self._ids[(platform, user)] = member.member_id
         pending.batch.members[member.member_id] = member
-        pending.batch.links.extend(self.graph.links(identity))
         state = MemberState(member_id=member.member_id, tier=self.ladder.base.name, tier_since=at)
         self.states[member.member_id] = state
         pending.batch.states[member.member_id] = state
@@ -262,17 +287,29 @@ class Engine:
         member = self._apply_event_to_member(event, member, pending)
         state = self.states[member.member_id]
         if isinstance(event, _ACTIVITY) or event.TYPE == "command_invoked":
-            state = attrs.evolve(
-                state,
+            state = MemberState(
+                member_id=state.member_id,
+                tier=state.tier,
+                tier_since=state.tier_since,
+                below_since=state.below_since,
                 last_active_at=at,
                 messages=state.messages + (1 if isinstance(event, MessagePosted) else 0),
+                reactions_received=state.reactions_received,
             )
             self._update_state(state, pending)
         if isinstance(event, ReactionAdded) and event.to_user and event.to_user != event.user:
             author = self._member_for(event.platform, event.to_user, at, pending)
-            author_state = self.states[author.member_id]
+            old = self.states[author.member_id]
             self._update_state(
-                attrs.evolve(author_state, reactions_received=author_state.reactions_received + 1),
+                MemberState(
+                    member_id=old.member_id,
+                    tier=old.tier,
+                    tier_since=old.tier_since,
+                    below_since=old.below_since,
+                    last_active_at=old.last_active_at,
+                    messages=old.messages,
+                    reactions_received=old.reactions_received + 1,
+                ),
                 pending,
             )
         capabilities = self.capabilities.get(event.platform) or Capabilities(actions=())
@@ -286,7 +323,7 @@ class Engine:
             capabilities=capabilities,
             now=self.clock.now(),
             cap_remaining=lambda reason: self.ledger.cap_remaining(member.member_id, reason, at),
-            member_of=lambda platform, user: self.graph.find(PlatformIdentity(platform, user)),
+            member_of=self._member_of,
         )
         first = len(pending.decisions)
         for rule in self.rules:
@@ -295,6 +332,10 @@ class Engine:
             self._apply_decision(self._ask(campaign.name, campaign.on_event, ctx), event, pending)
         mine = tuple(pending.decisions[first:])
         pending.notes.append(("communitykit_event_processed", {"event": event, "decisions": mine}))
+
+    def _member_of(self, platform: str, user: str) -> Member | None:
+        member_id = self._ids.get((platform, user))
+        return None if member_id is None else self.graph.get(member_id)
 
     def _apply_event_to_member(self, event: Event, member: Member, pending: _Pending) -> Member:
         changes: dict[str, Any] = {}
@@ -354,7 +395,7 @@ class Engine:
         if decision.add_tags or decision.remove_tags:
             if event is None:
                 return
-            member = self.graph.find(PlatformIdentity(event.platform, event.user))
+            member = self._member_of(event.platform, event.user)
             if member is not None:
                 tags = (member.tags | decision.add_tags) - decision.remove_tags
                 if tags != member.tags:
@@ -384,8 +425,8 @@ class Engine:
                     expires_at=expires_at,
                 )
             else:
-                replay = self.ledger.has_key(award.key)
-                entry = self.ledger.award(
+                written = len(self.ledger)
+                seq = self.ledger.award_seq(
                     member_id,
                     points,
                     reason=award.reason,
@@ -393,9 +434,9 @@ class Engine:
                     key=award.key,
                     expires_at=expires_at,
                 )
-                if entry is not None and not replay:
+                if seq >= written:  # a new credit, not a replay or a capped award
                     pending.touched.add(member_id)
-                    note = {"member_id": entry.member, "entry": entry}
+                    note = {"member_id": member_id, "entry": seq}
                     pending.notes.append(("communitykit_points_awarded", note))
         except ModelError as exc:
             log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
@@ -427,7 +468,18 @@ class Engine:
         )
 
     def _settle_tiers(self, pending: _Pending, now: datetime) -> None:
+        """Re-evaluate the tiers of members whose points changed, where it can matter.
+
+        A member below no threshold they have not already reached, and not inside a
+        grace period, cannot change tier by earning: every credit they ever had
+        (an upper bound of their qualifying points) is under the next threshold.
+        """
         for member_id in sorted(pending.touched):
+            state = self.states.get(member_id)
+            if state is not None and state.below_since is None:
+                threshold = self._next_threshold.get(state.tier)
+                if threshold is None or self.ledger.lifetime_credits(member_id) < threshold:
+                    continue
             self._reevaluate(member_id, now, pending)
         pending.touched.clear()
 
@@ -621,9 +673,9 @@ class Engine:
                         skipped += 1
                         continue
                     self.graph.add(member, provenance)
-                    pending.batch.members[member.member_id] = member
                     for identity in member.identities:
-                        pending.batch.links.extend(self.graph.links(identity))
+                        self._ids[(identity.platform, identity.user_id)] = member.member_id
+                    pending.batch.members[member.member_id] = member
                     joined = member.joined_at or now
                     state = MemberState(
                         member_id=member.member_id, tier=self.ladder.base.name, tier_since=joined

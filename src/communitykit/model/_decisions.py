@@ -118,13 +118,17 @@ class Decision:
 
 @attrs.frozen(kw_only=True)
 class MemberState:
-    """What the engine tracks about a member besides their record and ledger."""
+    """What the engine tracks about a member besides their record and ledger.
+
+    Built by the engine (and read back from stores) on every event of the member,
+    so it carries no validators: the engine only ever puts aware datetimes in it.
+    """
 
     member_id: str
     tier: str
-    tier_since: datetime = attrs.field(validator=aware_validator)
-    below_since: datetime | None = attrs.field(default=None, validator=aware_validator)
-    last_active_at: datetime | None = attrs.field(default=None, validator=aware_validator)
+    tier_since: datetime
+    below_since: datetime | None = None
+    last_active_at: datetime | None = None
     messages: int = 0
     reactions_received: int = 0
 

@@ -200,10 +200,11 @@ class _DayCache:
 class _Account:
     """Everything the ledger keeps per account, behind one dictionary look-up."""
 
-    __slots__ = ("balance", "cap_used", "open", "seqs")
+    __slots__ = ("balance", "cap_used", "credited", "open", "seqs")
 
     def __init__(self) -> None:
         self.balance = 0
+        self.credited = 0  # every credit ever, an upper bound of qualifying points
         self.seqs: list[int] = []  # positions of this account's entries
         self.open: list[int] | None = None  # credits that may have points left, once needed
         self.cap_used: dict[tuple[str, date], int] | None = None  # once a cap applies
@@ -315,6 +316,7 @@ class Ledger:
             consumed[lot] = consumed.get(lot, 0) + part
         refers = None if entry.refers_to is None else self._seq(entry.refers_to)
         if kind == _CREDIT:
+            self._accounts_by_id[entry.member].credited += entry.points
             if entry.expires_at is not None:
                 heapq.heappush(self._expiry_heap, (entry.expires_at, seq))
             cap = self._caps.get(entry.reason)
@@ -362,6 +364,10 @@ class Ledger:
             return list(self)
         return [self._entry(seq) for seq in self._person_seqs(self._root(member))]
 
+    def entries_from(self, position: int) -> list[Entry]:
+        """The entries written since the ledger held ``position`` of them."""
+        return [self._entry(seq) for seq in range(position, len(self._rows))]
+
     def account_entries(self, account: str) -> list[Entry]:
         """The entries written to ``account`` itself, not to accounts merged into it."""
         record = self._accounts_by_id.get(account)
@@ -374,6 +380,11 @@ class Ledger:
     def balance(self, member: str) -> int:
         """The member's spendable points (across merged accounts)."""
         return sum(self.account_balance(a) for a in self._accounts(self._root(member)))
+
+    def lifetime_credits(self, member: str) -> int:
+        """Every point ever credited to ``member``: an upper bound of qualifying points."""
+        records = self._accounts_by_id
+        return sum(records[a].credited for a in self._accounts(self._root(member)) if a in records)
 
     def account_balance(self, account: str) -> int:
         """The points held by ``account`` itself, ignoring merges."""
@@ -552,6 +563,7 @@ class Ledger:
             push_row((account, _CREDIT, granted, reason, at, key, points, expires_at))
             record.seqs.append(seq)
             record.balance += granted
+            record.credited += granted
             if record.open is not None:
                 record.open.append(seq)
             if expires_at is not None:
@@ -965,6 +977,7 @@ class Ledger:
             _NO_AUX if refers_to is None else (refers_to, 0, ()),
         )
         record = self._accounts_by_id[account]
+        record.credited += granted
         if record.open is not None:
             record.open.append(seq)
         if expires_at is not None:

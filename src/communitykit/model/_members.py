@@ -228,12 +228,13 @@ class IdentityGraph:
     to at most one member at a time.
     """
 
-    __slots__ = ("_by_identity", "_links", "_members", "_merges")
+    __slots__ = ("_by_identity", "_links", "_links_by_identity", "_members", "_merges")
 
     def __init__(self, members: Iterable[Member] = ()) -> None:
         self._members: dict[str, Member] = {}
         self._by_identity: dict[PlatformIdentity, str] = {}
         self._links: list[IdentityLink] = []
+        self._links_by_identity: dict[PlatformIdentity, list[IdentityLink]] = {}
         self._merges: dict[str, MergeRecord] = {}  # absorbed member id -> record
         for member in members:
             self.add(member)
@@ -267,7 +268,28 @@ class IdentityGraph:
         """The history of links, all of it or that of one identity."""
         if identity is None:
             return list(self._links)
-        return [link for link in self._links if link.identity == identity]
+        return list(self._links_by_identity.get(identity, ()))
+
+    def restore_links(self, links: Iterable[IdentityLink]) -> None:
+        """Put back a stored link history (after the members were added)."""
+        for link in links:
+            self._links.append(link)
+            self._links_by_identity.setdefault(link.identity, []).append(link)
+
+    def links_count(self) -> int:
+        """How many links the history holds (see :meth:`links_from`)."""
+        return len(self._links)
+
+    def links_from(self, index: int) -> list[IdentityLink]:
+        """The links recorded since the history held ``index`` of them."""
+        return self._links[index:]
+
+    def _record_link(
+        self, identity: PlatformIdentity, member_id: str, provenance: LinkProvenance
+    ) -> None:
+        link = IdentityLink(identity=identity, member_id=member_id, provenance=provenance)
+        self._links.append(link)
+        self._links_by_identity.setdefault(identity, []).append(link)
 
     def merge_record(self, absorbed: str) -> MergeRecord | None:
         return self._merges.get(absorbed)
@@ -290,11 +312,7 @@ class IdentityGraph:
         for identity in member.identities:
             self._by_identity[identity] = member.member_id
             if provenance is not None:
-                self._links.append(
-                    IdentityLink(
-                        identity=identity, member_id=member.member_id, provenance=provenance
-                    )
-                )
+                self._record_link(identity, member.member_id, provenance)
         return member
 
     def update(self, member: Member) -> Member:
@@ -323,9 +341,7 @@ class IdentityGraph:
         updated = attrs.evolve(member, identities=(*member.identities, identity))
         self._members[member_id] = updated
         self._by_identity[identity] = member_id
-        self._links.append(
-            IdentityLink(identity=identity, member_id=member_id, provenance=provenance)
-        )
+        self._record_link(identity, member_id, provenance)
         return updated
 
     def merge(self, survivor_id: str, absorbed_id: str, provenance: LinkProvenance) -> MergeRecord:
@@ -359,9 +375,7 @@ class IdentityGraph:
         self._members[survivor_id] = merged
         for identity in absorbed.identities:
             self._by_identity[identity] = survivor_id
-            self._links.append(
-                IdentityLink(identity=identity, member_id=survivor_id, provenance=provenance)
-            )
+            self._record_link(identity, survivor_id, provenance)
         self._merges[absorbed_id] = record
         return record
 
@@ -402,9 +416,7 @@ class IdentityGraph:
         self._members[absorbed_id] = absorbed
         for identity in absorbed.identities:
             self._by_identity[identity] = absorbed_id
-            self._links.append(
-                IdentityLink(identity=identity, member_id=absorbed_id, provenance=provenance)
-            )
+            self._record_link(identity, absorbed_id, provenance)
         return restored, absorbed
 
 

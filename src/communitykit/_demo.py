@@ -36,7 +36,7 @@ DEMO_CONFIG = """\
 name = "Demo community"
 purpose = "A simulated community for trying communitykit"
 timezone = "Asia/Shanghai"
-store = "demo.db"
+store = "sqlite:///demo.db"
 
 [[groups]]
 key = "main"
@@ -139,6 +139,7 @@ async def _run(
     app.open()
     await adapter.start(app.feed)
     platform = adapter.platform_state
+    platform.clock = clock.now  # the simulated platform lives in simulated time
     crowd = console.Crowd(platform, members=members, seed=seed, groups=("main",))
     shop = random.Random(seed * 7919 + 1)
     events = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import logging
 import signal
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -27,8 +29,8 @@ from communitykit._version import __version__
 
 __all__ = ["main"]
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(CommunityKitError):
@@ -131,7 +133,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     events = Path(args.events)
     if not events.is_file():
         raise UsageError(f"{events}: no such file")
-    total = sum(1 for line in events.open(encoding="utf-8") if line.strip())
+    with events.open(encoding="utf-8") as handle:
+        total = sum(1 for line in handle if line.strip())
     with _progress() as progress:
         task = progress.add_task("replaying events", total=total)
         result = simulate(
@@ -438,6 +441,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Community operations: members, tiers, points, rules and campaigns.",
     )
     parser.add_argument("--version", action="version", version=f"communitykit {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run a simulated community and print a summary")
@@ -499,9 +505,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: int) -> None:
+    """The command (an application, unlike the library) decides where logs go: stderr."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
     if args.command is None:
         parser.print_help()
         return 2

@@ -65,8 +65,13 @@ class Echo:
 
 def msg(n: int, at: datetime = T0, user: str = "ana") -> MessagePosted:
     return MessagePosted(
-        event_id=f"m{n}", platform="console", group="main", user=user, at=at,
-        message_id=str(n), text=f"hello {n}",
+        event_id=f"m{n}",
+        platform="console",
+        group="main",
+        user=user,
+        at=at,
+        message_id=str(n),
+        text=f"hello {n}",
     )
 
 
@@ -106,7 +111,9 @@ async def test_permanent_failure_marks_the_action_failed_with_its_reason() -> No
 
 async def test_transient_failures_retry_with_backoff_then_deliver() -> None:
     adapter = ScriptedAdapter()
-    adapter.fail_next(TransientFailure("502 Bad Gateway"), TransientFailure("timeout", retry_after=30))
+    adapter.fail_next(
+        TransientFailure("502 Bad Gateway"), TransientFailure("timeout", retry_after=30)
+    )
     app, clock = memory_app(config_text=CONFIG, adapters={"console": adapter}, rules=[Echo()])
     clock.set(T0)
     await app.feed([msg(1)])

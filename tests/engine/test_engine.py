@@ -60,8 +60,13 @@ titles = { console = "Gold" }
 
 def msg(n: int, user: str = "ana", at: datetime = T0, group: str = "main") -> MessagePosted:
     return MessagePosted(
-        event_id=f"m{n}", platform="console", group=group, user=user, at=at,
-        message_id=str(n), text=f"message {n}",
+        event_id=f"m{n}",
+        platform="console",
+        group=group,
+        user=user,
+        at=at,
+        message_id=str(n),
+        text=f"message {n}",
     )
 
 
@@ -106,8 +111,14 @@ async def test_reaction_points_go_to_the_author_once_per_reactor() -> None:
 
     def react(n: int, user: str) -> ReactionAdded:
         return ReactionAdded(
-            event_id=f"r{n}", platform="console", group="main", user=user, at=T0,
-            message_id="1", emoji="👍", to_user="ana",
+            event_id=f"r{n}",
+            platform="console",
+            group="main",
+            user=user,
+            at=T0,
+            message_id="1",
+            emoji="👍",
+            to_user="ana",
         )
 
     await app.feed([msg(1), react(1, "bo"), react(2, "bo"), react(3, "cy"), react(4, "ana")])
@@ -163,14 +174,17 @@ async def test_a_failing_rule_is_logged_and_the_others_still_apply() -> None:
 async def test_action_ids_are_stable_across_replays() -> None:
     def decide(ctx: RuleContext) -> Decision:
         return Decision(
-            source="rule:echo", explanation="echo",
+            source="rule:echo",
+            explanation="echo",
             actions=[ctx.action(SendMessage, "rule:echo", "echo", text="seen")],
         )
 
     ids = []
     for _ in range(2):
         app, _ = memory_app(
-            config_text=LADDER, adapters={"console": ScriptedAdapter()}, rules=[Rule("echo", decide)]
+            config_text=LADDER,
+            adapters={"console": ScriptedAdapter()},
+            rules=[Rule("echo", decide)],
         )
         await app.feed([msg(1), msg(2)])
         ids.append([i.action.action_id for i in app.store.outbox()])
@@ -198,7 +212,9 @@ async def test_a_failed_commit_leaves_no_trace_and_the_batch_can_be_retried() ->
     store = FailingStore()
     store.open()
     app = CommunityApp(
-        parse_config(LADDER), store=store, clock=SimulatedClock(T0),
+        parse_config(LADDER),
+        store=store,
+        clock=SimulatedClock(T0),
         adapters={"console": ScriptedAdapter()},
     )
     await app.feed([msg(1)])
@@ -221,8 +237,12 @@ async def test_members_join_and_leave() -> None:
         event_id="j1", platform="console", group="main", user="ana", at=T0, display_name="Ana"
     )
     left = MemberLeft(
-        event_id="l1", platform="console", group="main", user="ana",
-        at=T0 + timedelta(days=3), reason="kicked",
+        event_id="l1",
+        platform="console",
+        group="main",
+        user="ana",
+        at=T0 + timedelta(days=3),
+        reason="kicked",
     )
     await app.feed([joined])
     member = app.member("console", "ana")
@@ -232,7 +252,9 @@ async def test_members_join_and_leave() -> None:
     member = app.member("console", "ana")
     assert member is not None
     assert (member.status.value, member.left_at) == ("left", T0 + timedelta(days=3))
-    assert [c["member"].status.value for c in recorder.calls("communitykit_member_left")] == ["left"]
+    assert [c["member"].status.value for c in recorder.calls("communitykit_member_left")] == [
+        "left"
+    ]
 
 
 async def test_operator_award_is_idempotent_by_key() -> None:
@@ -251,18 +273,30 @@ async def test_custom_rule_decisions_award_with_multiplier_and_tags() -> None:
         return Decision(
             source="rule:homework",
             explanation="homework handed in",
-            awards=[AwardPoints(member=ctx.member.member_id, points=5, reason="homework",
-                                key=ctx.award_key("homework"))],
+            awards=[
+                AwardPoints(
+                    member=ctx.member.member_id,
+                    points=5,
+                    reason="homework",
+                    key=ctx.award_key("homework"),
+                )
+            ],
             add_tags={"homework"},
         )
 
     app, _ = memory_app(
-        config_text=LADDER, adapters={"console": ScriptedAdapter()},
+        config_text=LADDER,
+        adapters={"console": ScriptedAdapter()},
         rules=[Rule("homework", decide)],
     )
     event = MessagePosted(
-        event_id="h1", platform="console", group="main", user="ana", at=T0,
-        message_id="9", text="done #homework",
+        event_id="h1",
+        platform="console",
+        group="main",
+        user="ana",
+        at=T0,
+        message_id="9",
+        text="done #homework",
     )
     await app.feed([event])
     assert app.balance("console:ana") == 2 + 5

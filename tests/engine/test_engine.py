@@ -204,10 +204,9 @@ class FailingStore(MemoryStore):
 
 
 async def test_a_failed_commit_leaves_no_trace_and_the_batch_can_be_retried() -> None:
+    from communitykit._clock import SimulatedClock
     from communitykit.app import CommunityApp
     from communitykit.config import parse_config
-
-    from communitykit._clock import SimulatedClock
 
     store = FailingStore()
     store.open()

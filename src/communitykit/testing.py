@@ -114,7 +114,9 @@ class HookRecorder:
 
     @hookimpl
     def communitykit_action_failed(self, action: Action, reason: str, permanent: bool) -> None:
-        self._record("communitykit_action_failed", action=action, reason=reason, permanent=permanent)
+        self._record(
+            "communitykit_action_failed", action=action, reason=reason, permanent=permanent
+        )
 
 
 def memory_app(

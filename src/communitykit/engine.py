@@ -323,6 +323,7 @@ class Engine:
             capabilities=capabilities,
             now=self.clock.now(),
             cap_remaining=lambda reason: self.ledger.cap_remaining(member.member_id, reason, at),
+            already_awarded=self.ledger.has_key,
             member_of=self._member_of,
         )
         first = len(pending.decisions)
@@ -717,6 +718,9 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
+        # One delivery round at a time: the background loop and an explicit
+        # deliver() must never both take the same due action.
+        self._delivering = asyncio.Lock()
 
     def wake(self) -> None:
         """New actions are in the outbox."""
@@ -729,10 +733,11 @@ class Dispatcher:
 
     async def deliver_due(self, limit: int = 500) -> int:
         """Deliver what is due now; returns how many actions were attempted."""
-        items = self.store.due_actions(self.clock.now(), limit)
-        for item in items:
-            await self._deliver(item)
-        return len(items)
+        async with self._delivering:
+            items = self.store.due_actions(self.clock.now(), limit)
+            for item in items:
+                await self._deliver(item)
+            return len(items)
 
     async def drain(self, *, until: datetime | None = None) -> int:
         """Deliver until nothing is due at the clock's time (or ``until``)."""

@@ -135,7 +135,13 @@ class MemberState:
 
 @attrs.frozen(kw_only=True)
 class RuleContext:
-    """Everything a rule or campaign may look at when an event arrives."""
+    """Everything a rule or campaign may look at when an event arrives.
+
+    ``cap_remaining(reason)`` is what today's daily cap still allows the member
+    (``None``: no cap); ``member_of(platform, user_id)`` finds another member;
+    ``already_awarded(key)`` says whether an award with that idempotency key was
+    made (a check-in today, a referral reward).
+    """
 
     event: Event
     member: Member
@@ -147,6 +153,7 @@ class RuleContext:
     now: datetime
     cap_remaining: Callable[[str], int | None] = attrs.field(eq=False, repr=False)
     member_of: Callable[[str, str], Member | None] = attrs.field(eq=False, repr=False)
+    already_awarded: Callable[[str], bool] = attrs.field(eq=False, repr=False)
 
     def action(self, cls: type[A], source: str, reason: str, index: int = 0, **fields: Any) -> A:
         """Build an action about this event with a stable id.

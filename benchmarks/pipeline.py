@@ -1,0 +1,327 @@
+"""Events through the engine: throughput, latency to the outbox, memory.
+
+* **Throughput**: a 10,000-member community (default rules and points: a point
+  per message capped per day, a point per reaction received, tier multipliers)
+  processes a stream of messages, reactions and commands in batches of 1,000,
+  on the in-memory store and on SQLite (WAL). Every 10th message also decides a
+  reply, so the outbox is written too. Baseline in the same run: the same events
+  only parsed from JSON (the least any consumer of the log does).
+* **Latency**: events offered open-loop at a fixed rate (default 5,000/s) in
+  10 ms ticks; each event's latency is from the moment it was offered until
+  its batch was committed (event recorded, points and outbox written). p50,
+  p99 and max over the run, on SQLite.
+* **Memory**: a separate process loads a community of 1,000,000 members (one
+  ledger entry each) from SQLite into the engine; its peak RSS is reported,
+  against a baseline process that only imports communitykit.
+
+Run:  .venv/bin/python benchmarks/pipeline.py [--events N] [--rate R] [--big-members M]
+Aims: >= 50,000 events/s in memory, >= 20,000 events/s on SQLite, p99 < 20 ms at
+5,000 events/s offered, < 1 GB with 1,000,000 members loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from communitykit import (
+    CommandInvoked,
+    CommunityApp,
+    Decision,
+    Event,
+    MessagePosted,
+    ReactionAdded,
+    RuleContext,
+    SendMessage,
+    SimulatedClock,
+    event_from_json,
+    parse_config,
+)
+
+MEMBERS = 10_000
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+CONFIG = """
+[community]
+name = "pipeline benchmark"
+timezone = "Asia/Shanghai"
+store = "{store}"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "main"
+
+[points]
+message = 2
+message_daily_cap = 20
+reaction_received = 1
+reaction_daily_cap = 10
+
+[tiers]
+window_days = 30
+grace_days = 7
+
+[[tiers.ladder]]
+name = "newcomer"
+threshold = 0
+
+[[tiers.ladder]]
+name = "regular"
+threshold = 60
+multiplier = "1.1"
+
+[[tiers.ladder]]
+name = "core"
+threshold = 200
+multiplier = "1.25"
+"""
+
+
+class ReplySometimes:
+    """Every 10th message gets a reply: the outbox is written, as in a real community."""
+
+    name = "reply"
+
+    def evaluate(self, ctx: RuleContext) -> Decision | None:
+        event = ctx.event
+        if isinstance(event, MessagePosted) and event.message_id.endswith("0"):
+            action = ctx.action(SendMessage, "rule:reply", "reply", text="noted")
+            return Decision(source="rule:reply", explanation="reply", actions=[action])
+        return None
+
+
+def make_events(count: int, seed: int = 1) -> list[Event]:
+    rng = random.Random(seed)
+    step = timedelta(seconds=86400 * 7 / count)  # a week of activity
+    events: list[Event] = []
+    for n in range(count):
+        user = f"u{int(rng.paretovariate(1.1) * 97) % MEMBERS}"
+        at = START + step * n
+        kind = rng.random()
+        if kind < 0.7:
+            events.append(
+                MessagePosted(
+                    event_id=f"e{n}",
+                    platform="console",
+                    group="main",
+                    user=user,
+                    at=at,
+                    message_id=str(n),
+                    text="今天的分享很有用 👍",
+                )
+            )
+        elif kind < 0.9:
+            events.append(
+                ReactionAdded(
+                    event_id=f"e{n}",
+                    platform="console",
+                    group="main",
+                    user=user,
+                    at=at,
+                    message_id=str(max(0, n - 3)),
+                    emoji="👍",
+                    to_user=f"u{rng.randrange(MEMBERS)}",
+                )
+            )
+        else:
+            events.append(
+                CommandInvoked(
+                    event_id=f"e{n}",
+                    platform="console",
+                    group="main",
+                    user=user,
+                    at=at,
+                    command="points",
+                    args=(),
+                )
+            )
+    return events
+
+
+def make_app(store_url: str) -> tuple[CommunityApp, SimulatedClock]:
+    from communitykit_console import ConsoleAdapter
+
+    clock = SimulatedClock(START)
+    app = CommunityApp(
+        parse_config(CONFIG.format(store=store_url)),
+        clock=clock,
+        adapters={"console": ConsoleAdapter()},
+        rules=[ReplySometimes()],
+    )
+    app.open()
+    return app, clock
+
+
+async def throughput(store_url: str, events: list[Event], batch: int = 1000) -> float:
+    app, clock = make_app(store_url)
+    clock.set(events[-1].at)
+    t0 = time.perf_counter()
+    for start in range(0, len(events), batch):
+        await app.feed(events[start : start + batch])
+    elapsed = time.perf_counter() - t0
+    app.close()
+    return len(events) / elapsed
+
+
+def parse_baseline(events: list[Event]) -> float:
+    lines = [e.to_json() for e in events]
+    t0 = time.perf_counter()
+    for line in lines:
+        event_from_json(line)
+    return len(lines) / (time.perf_counter() - t0)
+
+
+async def latency(store_url: str, events: list[Event], rate: int) -> list[float]:
+    """Open loop: events are offered at ``rate`` per second whatever the engine does."""
+    app, clock = make_app(store_url)
+    clock.set(events[-1].at)
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    latencies: list[float] = []
+    start = time.perf_counter()
+    offered = 0
+    while offered < len(events):
+        now = time.perf_counter()
+        due = min(len(events), int((now - start) / tick + 1) * per_tick)
+        if due <= offered:
+            await asyncio.sleep(start + (offered // per_tick) * tick - now)
+            continue
+        batch = events[offered:due]
+        # each event was offered at the start of its own tick
+        offered_at = [start + ((offered + i) // per_tick) * tick for i in range(len(batch))]
+        await app.feed(batch)
+        done = time.perf_counter()
+        latencies.extend(done - t for t in offered_at)
+        offered = due
+    app.close()
+    return latencies
+
+
+MEMORY_CHILD = """
+import asyncio, resource, sys, time
+from communitykit import CommunityApp, SimulatedClock, parse_config
+sys.path.insert(0, {bench_dir!r})
+from pipeline import CONFIG, START
+mode = sys.argv[1]
+if mode == "baseline":
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    raise SystemExit
+config = parse_config(CONFIG.format(store={url!r}))
+app = CommunityApp(config, clock=SimulatedClock(START), adapters={{}})
+t0 = time.perf_counter()
+app.open(with_adapters=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+took = round(time.perf_counter() - t0, 1)
+print(peak, len(app.engine.graph), len(app.engine.ledger), took)
+"""
+
+
+def build_big_store(path: Path, members: int) -> str:
+    """A SQLite store holding ``members`` members with one credit each."""
+    from communitykit.model import (
+        IdentityGraph,
+        Ledger,
+        LinkMethod,
+        LinkProvenance,
+        Member,
+        MemberState,
+        PlatformIdentity,
+    )
+    from communitykit.store import Batch, open_store
+
+    url = f"sqlite:///{path}"
+    store = open_store(url)
+    ledger = Ledger("Asia/Shanghai")
+    graph = IdentityGraph()
+    provenance = LinkProvenance(method=LinkMethod.IMPORT, at=START)
+    chunk = 20_000
+    for first in range(0, members, chunk):
+        batch = Batch(created_at=START)
+        done_links = graph.links_count()
+        done_entries = len(ledger)
+        for n in range(first, min(members, first + chunk)):
+            identity = PlatformIdentity("console", f"u{n}")
+            member = Member(member_id=str(identity), identities=(identity,), joined_at=START)
+            graph.add(member, provenance)
+            batch.members[member.member_id] = member
+            batch.states[member.member_id] = MemberState(
+                member_id=member.member_id, tier="newcomer", tier_since=START
+            )
+            ledger.award_seq(member.member_id, 5, reason="import", at=START, key=f"import:{n}")
+        batch.links = graph.links_from(done_links)
+        batch.entries = ledger.entries_from(done_entries)
+        store.commit(batch)
+    store.close()
+    return url
+
+
+def memory(members: int) -> tuple[float, float, int, float]:
+    bench_dir = str(Path(__file__).resolve().parent)
+    with tempfile.TemporaryDirectory() as folder:
+        url = build_big_store(Path(folder) / "big.db", members)
+        script = MEMORY_CHILD.format(bench_dir=bench_dir, url=url)
+        base = subprocess.run(
+            [sys.executable, "-c", script, "baseline"], capture_output=True, text=True, check=True
+        )
+        loaded = subprocess.run(
+            [sys.executable, "-c", script, "load"], capture_output=True, text=True, check=True
+        )
+    base_kb = int(base.stdout.split()[0])
+    rss_kb, count, _entries, seconds = loaded.stdout.split()
+    return base_kb / 1024, int(rss_kb) / 1024, int(count), float(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=5_000, help="offered events/s for latency")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--big-members", type=int, default=1_000_000)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+
+    events = make_events(args.events)
+    print(f"{len(events):,} events from {MEMBERS:,} members")
+    print("(x: how many times the baseline's time the engine takes for the same events)")
+    base = parse_baseline(events)
+    print(f"baseline: parsing the events' JSON     {base:>10,.0f} events/s")
+    mem = asyncio.run(throughput("memory://", events))
+    print(f"engine, in-memory store               {mem:>10,.0f} events/s  ({base / mem:.1f}x)")
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        sql = asyncio.run(throughput(url, events))
+    print(f"engine, SQLite store (WAL)            {sql:>10,.0f} events/s  ({base / sql:.1f}x)")
+
+    count = int(args.rate * args.latency_seconds)
+    offered = make_events(count, seed=2)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'latency.db'}"
+        lat = asyncio.run(latency(url, offered, args.rate))
+    lat.sort()
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+    print(
+        f"latency event -> outbox at {args.rate:,} events/s offered (SQLite): "
+        f"p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1] * 1000:.1f} ms "
+        f"(mean {statistics.fmean(lat) * 1000:.1f} ms)"
+    )
+    if not args.skip_memory:
+        base_mb, rss_mb, loaded, seconds = memory(args.big_members)
+        print(
+            f"memory with {loaded:,} members loaded: peak RSS {rss_mb:,.0f} MB "
+            f"(baseline process {base_mb:,.0f} MB; "
+            f"{(rss_mb - base_mb) * 2**20 / loaded:,.0f} B/member; "
+            f"load took {seconds} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

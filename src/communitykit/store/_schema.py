@@ -1,0 +1,184 @@
+"""The SQL schema of a store, and the migrations that build it version by version.
+
+Every table name starts with ``ck_`` so a store can share a database with other
+applications. Only portable types are used (Integer, BigInteger, String, Text):
+instants are kept twice, as UTC epoch microseconds (``*_us``, for ordering and
+filtering) and as the original ISO 8601 text (so the UTC offset reads back as
+written); JSON is kept as text.
+
+:data:`MIGRATIONS` lists the steps from an empty database to the newest schema;
+the version a database is at is the one row of ``ck_schema``. Migration 1
+creates the tables as this module defines them. When a later migration changes a
+table, change the definition here and give migration 1 a frozen copy of the
+version-1 tables, so that a new database still passes through every version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+__all__ = [
+    "METADATA",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "WRITE_OPTION",
+    "events",
+    "identities",
+    "ledger",
+    "links",
+    "members",
+    "meta",
+    "outbox",
+    "schema",
+    "states",
+]
+
+#: The execution option a store sets on a connection whose transaction writes.
+#: A dialect that can take its write lock up front (SQLite: ``BEGIN IMMEDIATE``)
+#: does so; the others ignore it.
+WRITE_OPTION = "communitykit_write"
+
+# Row positions: 64-bit everywhere, but on SQLite the type must read INTEGER for the
+# column to be the rowid (autoincrementing, and no separate index).
+_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+METADATA = sa.MetaData()
+
+meta = sa.Table(
+    "ck_meta",
+    METADATA,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+schema = sa.Table(
+    "ck_schema",
+    METADATA,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+events = sa.Table(
+    "ck_events",
+    METADATA,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String, nullable=False),
+    sa.Column("event_id", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("group_id", sa.String, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.UniqueConstraint("platform", "event_id", name="uq_ck_events_key"),
+    sa.Index("ix_ck_events_at_us", "at_us"),
+)
+
+members = sa.Table(
+    "ck_members",
+    METADATA,
+    sa.Column("member_id", sa.String, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("joined_at", sa.String, nullable=True),
+    sa.Column("left_at", sa.String, nullable=True),
+    sa.Column("role", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("paid_until", sa.String, nullable=True),
+)
+
+identities = sa.Table(
+    "ck_identities",
+    METADATA,
+    sa.Column("platform", sa.String, primary_key=True),
+    sa.Column("user_id", sa.String, primary_key=True),
+    sa.Column(
+        "member_id",
+        sa.String,
+        sa.ForeignKey("ck_members.member_id", name="fk_ck_identities_member"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_ck_identities_member", "member_id"),
+)
+
+links = sa.Table(
+    "ck_links",
+    METADATA,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("member_id", sa.String, nullable=False),
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.String, nullable=False),
+    sa.Column("by", sa.String, nullable=True),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
+ledger = sa.Table(
+    "ck_ledger",
+    METADATA,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=False),  # e{seq}
+    sa.Column("entry_id", sa.String, nullable=False),
+    sa.Column("member", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.String, nullable=False),
+    sa.Column("idempotency_key", sa.String, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.String, nullable=True),
+    sa.Column("refers_to", sa.String, nullable=True),
+    sa.Column("unrecovered", sa.BigInteger, nullable=False),
+    sa.Column("lots", sa.Text, nullable=True),  # [["e3", 5], ...]; NULL when none
+    sa.UniqueConstraint("entry_id", name="uq_ck_ledger_entry_id"),
+    sa.UniqueConstraint("idempotency_key", name="uq_ck_ledger_idempotency_key"),
+    sa.Index("ix_ck_ledger_member", "member"),
+)
+
+states = sa.Table(
+    "ck_member_states",
+    METADATA,
+    sa.Column("member_id", sa.String, primary_key=True),
+    sa.Column("tier", sa.String, nullable=False),
+    sa.Column("tier_since", sa.String, nullable=False),
+    sa.Column("below_since", sa.String, nullable=True),
+    sa.Column("last_active_at", sa.String, nullable=True),
+    sa.Column("messages", sa.BigInteger, nullable=False),
+    sa.Column("reactions_received", sa.BigInteger, nullable=False),
+)
+
+outbox = sa.Table(
+    "ck_outbox",
+    METADATA,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("action_id", sa.String, nullable=False),
+    sa.Column("platform", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_us", sa.BigInteger, nullable=True),  # NULL once settled
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("receipt", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_us", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("action_id", name="uq_ck_outbox_action_id"),
+    sa.Index("ix_ck_outbox_due", "status", "next_attempt_us"),
+)
+
+
+def _create_tables(conn: sa.Connection) -> None:
+    METADATA.create_all(conn, checkfirst=False)
+
+
+Migration = Callable[[sa.Connection], None]
+
+#: Step ``i`` takes a database from version ``i`` to version ``i + 1``.
+MIGRATIONS: tuple[Migration, ...] = (_create_tables,)
+
+#: The newest schema version this code knows.
+SCHEMA_VERSION = len(MIGRATIONS)

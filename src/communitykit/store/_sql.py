@@ -1,0 +1,785 @@
+"""A store in a SQL database, on SQLAlchemy Core: SQLite today, PostgreSQL next.
+
+Nothing here is particular to one database: the SQL is SQLAlchemy Core, the
+types are portable, upserts are a delete then an insert. What SQLite needs on
+top (WAL, pragmas, ``BEGIN IMMEDIATE``) lives in :mod:`._sqlite` and is
+installed when the URL names SQLite.
+
+A commit is one transaction of bulk statements (one ``executemany`` per table),
+with the rows prepared before the transaction starts so the write lock is held
+only while the database works. The constraints of the schema (one row per event
+key, per idempotency key, per action id, per identity) are the last word on
+duplicates; when one fails, the store finds out which and says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from communitykit.model import (
+    Entry,
+    EntryKind,
+    Event,
+    IdentityLink,
+    LinkProvenance,
+    Member,
+    MemberState,
+    PlatformIdentity,
+    action_from_json,
+    event_from_json,
+)
+from communitykit.store import _sqlite
+from communitykit.store._common import (
+    already_in_outbox,
+    already_stored,
+    check_batch,
+    from_us,
+    identity_taken,
+    key_taken,
+    not_in_outbox,
+    not_open,
+    not_pending,
+    out_of_sequence,
+    refuse,
+    to_us,
+)
+from communitykit.store._protocol import Batch, OutboxItem, OutboxStatus, StoreError
+from communitykit.store._schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    WRITE_OPTION,
+    events,
+    identities,
+    ledger,
+    links,
+    members,
+    meta,
+    outbox,
+    schema,
+    states,
+)
+
+__all__ = ["SQLStore", "SQLiteStore"]
+
+T = TypeVar("T")
+
+#: Rows fetched from the database at a time while a read streams.
+_YIELD_PER = 1000
+#: Values bound in one ``IN (...)`` list.
+_CHUNK = 500
+
+#: Pools that give every checkout the same connection.
+_SHARED_POOLS = (sa.pool.SingletonThreadPool, sa.pool.StaticPool)
+
+_KINDS = {kind.value: kind for kind in EntryKind}
+_PENDING = OutboxStatus.PENDING.value
+
+Row = tuple[Any, ...]
+_Plan = tuple[str, tuple[int, ...] | None]
+
+
+class _Bulk:
+    """One INSERT or DELETE run for many rows as a single DBAPI ``executemany``.
+
+    SQLAlchemy compiles the statement once per dialect, so the SQL and its
+    parameter style are the dialect's own; the rows then go to the driver as
+    plain tuples, skipping SQLAlchemy's per-row parameter processing (most of the
+    time of a bulk write). Where a column's type needs a bind processor on the
+    dialect, or the dialect renames parameters, rows go through ``execute``.
+    """
+
+    __slots__ = ("_names", "_plans", "_stmt")
+
+    def __init__(self, stmt: sa.Insert | sa.Delete, names: tuple[str, ...]) -> None:
+        self._stmt = stmt
+        self._names = names
+        # per dialect: (SQL, parameter order, None when named), or None to use execute()
+        self._plans: weakref.WeakKeyDictionary[sa.Dialect, _Plan | None] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    def insert(cls, table: sa.Table, names: tuple[str, ...]) -> _Bulk:
+        # inline(): no implicit RETURNING of generated keys (executemany needs none).
+        values: dict[str, Any] = {name: sa.bindparam(name) for name in names}
+        return cls(table.insert().values(values).inline(), names)
+
+    @classmethod
+    def delete(cls, table: sa.Table, column: str) -> _Bulk:
+        stmt = table.delete().where(table.c[column] == sa.bindparam("b_" + column))
+        return cls(stmt, ("b_" + column,))
+
+    def _plan(self, dialect: sa.Dialect) -> _Plan | None:
+        compiled = self._stmt.compile(dialect=dialect)
+        for name in self._names:
+            impl = compiled.binds[name].type.dialect_impl(dialect)
+            if impl.bind_processor(dialect) is not None:
+                return None
+        if compiled.positional:
+            order = compiled.positiontup or []
+            if sorted(order) != sorted(self._names):
+                return None
+            return str(compiled), tuple(self._names.index(name) for name in order)
+        if getattr(compiled, "escaped_bind_names", None):
+            return None
+        return str(compiled), None
+
+    def run(self, conn: sa.Connection, rows: list[Row]) -> None:
+        if not rows:
+            return
+        dialect = conn.dialect
+        if dialect not in self._plans:
+            self._plans[dialect] = self._plan(dialect)
+        plan = self._plans[dialect]
+        names = self._names
+        if plan is None:
+            conn.execute(self._stmt, [dict(zip(names, row, strict=True)) for row in rows])
+            return
+        sql, order = plan
+        if order is None:
+            conn.exec_driver_sql(sql, [dict(zip(names, row, strict=True)) for row in rows])
+        elif order == tuple(range(len(names))):
+            conn.exec_driver_sql(sql, rows)
+        else:
+            conn.exec_driver_sql(sql, [tuple(row[i] for i in order) for row in rows])
+
+
+_EVENTS = _Bulk.insert(
+    events, ("platform", "event_id", "type", "at_us", "user_id", "group_id", "payload")
+)
+_MEMBERS = _Bulk.insert(
+    members,
+    ("member_id", "display_name", "joined_at", "left_at", "role", "status", "tags", "paid_until"),
+)
+_IDENTITIES = _Bulk.insert(identities, ("platform", "user_id", "member_id", "position"))
+_LINKS = _Bulk.insert(
+    links, ("platform", "user_id", "member_id", "method", "at_us", "at", "by", "note")
+)
+_ENTRIES = _Bulk.insert(
+    ledger,
+    (
+        "seq",
+        "entry_id",
+        "member",
+        "kind",
+        "points",
+        "reason",
+        "at_us",
+        "at",
+        "idempotency_key",
+        "amount",
+        "expires_at",
+        "refers_to",
+        "unrecovered",
+        "lots",
+    ),
+)
+_STATES = _Bulk.insert(
+    states,
+    (
+        "member_id",
+        "tier",
+        "tier_since",
+        "below_since",
+        "last_active_at",
+        "messages",
+        "reactions_received",
+    ),
+)
+_OUTBOX = _Bulk.insert(
+    outbox,
+    (
+        "action_id",
+        "platform",
+        "type",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_us",
+        "created_at",
+        "created_us",
+    ),
+)
+_META = _Bulk.insert(meta, ("key", "value"))
+_DELETE_IDENTITIES = _Bulk.delete(identities, "member_id")
+_DELETE_MEMBERS = _Bulk.delete(members, "member_id")
+_DELETE_STATES = _Bulk.delete(states, "member_id")
+_DELETE_META = _Bulk.delete(meta, "key")
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _datetime(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _lots(lots: tuple[tuple[str, int], ...]) -> str | None:
+    return _json([[lot, points] for lot, points in lots]) if lots else None
+
+
+class _Rows:
+    """A batch as the rows to write, prepared before the transaction starts."""
+
+    __slots__ = (
+        "entries",
+        "events",
+        "identities",
+        "links",
+        "members",
+        "meta",
+        "outbox",
+        "states",
+        "touched",
+    )
+
+    def __init__(self, batch: Batch) -> None:
+        self.events: list[Row] = [
+            (
+                event.platform,
+                event.event_id,
+                event.TYPE,
+                to_us(event.at),
+                event.user,
+                event.group,
+                event.to_json(),
+            )
+            for event in batch.events
+        ]
+        self.touched: list[Row] = [(m,) for m in (*batch.members, *sorted(batch.removed_members))]
+        self.members: list[Row] = [
+            (
+                member.member_id,
+                member.display_name,
+                _iso(member.joined_at),
+                _iso(member.left_at),
+                member.role.value,
+                member.status.value,
+                _json(sorted(member.tags)),
+                None if member.paid_until is None else member.paid_until.isoformat(),
+            )
+            for member in batch.members.values()
+        ]
+        self.identities: list[Row] = [
+            (identity.platform, identity.user_id, member.member_id, position)
+            for member in batch.members.values()
+            for position, identity in enumerate(member.identities)
+        ]
+        self.links: list[Row] = [
+            (
+                link.identity.platform,
+                link.identity.user_id,
+                link.member_id,
+                link.provenance.method.value,
+                to_us(link.provenance.at),
+                link.provenance.at.isoformat(),
+                link.provenance.by,
+                link.provenance.note,
+            )
+            for link in batch.links
+        ]
+        self.entries: list[Row] = [
+            (
+                int(entry.entry_id[1:]),
+                entry.entry_id,
+                entry.member,
+                entry.kind.value,
+                entry.points,
+                entry.reason,
+                to_us(entry.at),
+                entry.at.isoformat(),
+                entry.idempotency_key,
+                entry.amount,
+                None if entry.expires_at is None else entry.expires_at.isoformat(),
+                entry.refers_to,
+                entry.unrecovered,
+                _lots(entry.lots) if entry.lots else None,
+            )
+            for entry in batch.entries
+        ]
+        self.states: list[Row] = [
+            (
+                state.member_id,
+                state.tier,
+                state.tier_since.isoformat(),
+                _iso(state.below_since),
+                _iso(state.last_active_at),
+                state.messages,
+                state.reactions_received,
+            )
+            for state in batch.states.values()
+        ]
+        self.outbox: list[Row] = []
+        if batch.actions:
+            created = batch.created_at
+            assert created is not None  # check_batch made sure
+            created_at, created_us = created.isoformat(), to_us(created)
+            self.outbox = [
+                (
+                    action.action_id,
+                    action.platform,
+                    action.TYPE,
+                    action.to_json(),
+                    _PENDING,
+                    0,
+                    created_us,
+                    created_at,
+                    created_us,
+                )
+                for action in batch.actions
+            ]
+        self.meta: list[Row] = list(batch.meta.items())
+
+    def write(self, conn: sa.Connection) -> None:
+        _EVENTS.run(conn, self.events)
+        _DELETE_IDENTITIES.run(conn, self.touched)
+        _DELETE_MEMBERS.run(conn, self.touched)
+        _MEMBERS.run(conn, self.members)
+        _IDENTITIES.run(conn, self.identities)
+        _LINKS.run(conn, self.links)
+        _ENTRIES.run(conn, self.entries)
+        _DELETE_STATES.run(conn, [(row[0],) for row in self.states])
+        _STATES.run(conn, self.states)
+        _OUTBOX.run(conn, self.outbox)
+        _DELETE_META.run(conn, [(row[0],) for row in self.meta])
+        _META.run(conn, self.meta)
+
+
+def _entry(row: sa.Row[Any]) -> Entry:
+    return Entry(
+        row.entry_id,
+        row.member,
+        _KINDS[row.kind],
+        row.points,
+        row.reason,
+        datetime.fromisoformat(row.at),
+        row.idempotency_key,
+        row.amount,
+        None if row.expires_at is None else datetime.fromisoformat(row.expires_at),
+        row.refers_to,
+        row.unrecovered,
+        () if row.lots is None else tuple((lot, points) for lot, points in json.loads(row.lots)),
+    )
+
+
+def _member(member_id: str, rows: Iterable[sa.Row[Any]]) -> Member:
+    found = list(rows)
+    first = found[0]
+    return Member(
+        member_id=member_id,
+        identities=tuple(PlatformIdentity(row.platform, row.user_id) for row in found),
+        display_name=first.display_name,
+        joined_at=_datetime(first.joined_at),
+        left_at=_datetime(first.left_at),
+        role=first.role,
+        status=first.status,
+        tags=frozenset(json.loads(first.tags)),
+        paid_until=None if first.paid_until is None else date.fromisoformat(first.paid_until),
+    )
+
+
+def _link(row: sa.Row[Any]) -> IdentityLink:
+    return IdentityLink(
+        identity=PlatformIdentity(row.platform, row.user_id),
+        member_id=row.member_id,
+        provenance=LinkProvenance(
+            method=row.method, at=datetime.fromisoformat(row.at), by=row.by, note=row.note
+        ),
+    )
+
+
+def _state(row: sa.Row[Any]) -> MemberState:
+    return MemberState(
+        member_id=row.member_id,
+        tier=row.tier,
+        tier_since=datetime.fromisoformat(row.tier_since),
+        below_since=_datetime(row.below_since),
+        last_active_at=_datetime(row.last_active_at),
+        messages=row.messages,
+        reactions_received=row.reactions_received,
+    )
+
+
+def _outbox_item(row: sa.Row[Any]) -> OutboxItem:
+    return OutboxItem(
+        seq=row.seq,
+        action=action_from_json(row.payload),
+        status=OutboxStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=None if row.next_attempt_us is None else from_us(row.next_attempt_us),
+        created_at=datetime.fromisoformat(row.created_at),
+        receipt=row.receipt,
+        error=row.error,
+    )
+
+
+class SQLStore:
+    """A store in the SQL database at ``url`` (a SQLAlchemy URL).
+
+    ``url`` (the attribute) is the URL with any password replaced by ``***``; it
+    is what every error message names.
+    """
+
+    url: str
+
+    def __init__(self, url: str | sa.URL) -> None:
+        try:
+            self._sa_url = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            scheme = str(url).partition(":")[0] if isinstance(url, str) else "?"
+            raise StoreError(
+                f"cannot read the store URL (scheme {scheme!r}): expected a database URL "
+                "such as sqlite:///path/to/community.db"
+            ) from None
+        self.url = self._sa_url.render_as_string(hide_password=True)
+        self._engine: sa.Engine | None = None
+        self._version = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._engine is not None else "closed"
+        return f"<{type(self).__name__} {self.url} ({state})>"
+
+    # ------------------------------------------------------------ opening and closing
+
+    def open(self) -> None:
+        """Connect and create or migrate the schema to the newest version. Idempotent."""
+        if self._engine is not None:
+            return
+        try:
+            engine = sa.create_engine(self._sa_url)
+        except (sa.exc.SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot open {self.url}: {self._reason(exc)}") from exc
+        if engine.dialect.name == "sqlite":
+            _sqlite.configure(engine)
+        try:
+            self._version = self._migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._engine = engine
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    def schema_version(self) -> int:
+        """The schema version the store is at (after :meth:`open`)."""
+        self._require()
+        return self._version
+
+    def _migrate(self, engine: sa.Engine) -> int:
+        try:
+            with self._writing(engine) as conn:
+                found = 0
+                if sa.inspect(conn).has_table(schema.name):
+                    found = conn.scalar(sa.select(sa.func.max(schema.c.version))) or 0
+                if found > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the store {self.url} is at schema version {found}: it was created "
+                        "by a newer communitykit; upgrade communitykit to use it (this one "
+                        f"knows schema versions up to {SCHEMA_VERSION})"
+                    )
+                if found < SCHEMA_VERSION:
+                    for step in MIGRATIONS[found:]:
+                        step(conn)
+                    conn.execute(schema.delete())
+                    conn.execute(schema.insert(), {"version": SCHEMA_VERSION})
+                return SCHEMA_VERSION
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open {self.url}: {self._reason(exc)}") from exc
+
+    # ------------------------------------------------------------------ writing
+
+    def commit(self, batch: Batch) -> None:
+        """Write the whole batch in one transaction, or nothing (then raise StoreError)."""
+        engine = self._require()
+        first = check_batch(batch, self.url)
+        if not len(batch):
+            return
+        rows = _Rows(batch)
+        try:
+            with self._writing(engine) as conn:
+                if first is not None:
+                    expected = self._next_position(conn)
+                    if first != expected:
+                        raise refuse(self.url, out_of_sequence(batch.entries[0].entry_id, expected))
+                rows.write(conn)
+        except sa.exc.IntegrityError as exc:
+            raise refuse(self.url, self._diagnose(engine, batch, exc)) from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise refuse(self.url, self._reason(exc)) from exc
+
+    @staticmethod
+    def _next_position(conn: sa.Connection) -> int:
+        last = conn.scalar(sa.select(sa.func.max(ledger.c.seq)))
+        return 0 if last is None else int(last) + 1
+
+    def _diagnose(self, engine: sa.Engine, batch: Batch, exc: sa.exc.IntegrityError) -> str:
+        """Which constraint a refused batch broke, in words."""
+        try:
+            with engine.connect() as conn:
+                keys = [(event.platform, event.event_id) for event in batch.events]
+                seen = self._seen(conn, keys)
+                for platform, event_id in keys:
+                    if (platform, event_id) in seen:
+                        return already_stored(platform, event_id)
+                used: dict[str, str] = {}
+                wanted = [entry.idempotency_key for entry in batch.entries]
+                for chunk in _chunks(wanted):
+                    stmt = sa.select(ledger.c.idempotency_key, ledger.c.entry_id).where(
+                        ledger.c.idempotency_key.in_(chunk)
+                    )
+                    used.update((row.idempotency_key, row.entry_id) for row in conn.execute(stmt))
+                for key in wanted:
+                    if key in used:
+                        return key_taken(key, used[key])
+                if batch.entries:
+                    expected = self._next_position(conn)
+                    if batch.entries[0].entry_id != f"e{expected}":
+                        return out_of_sequence(batch.entries[0].entry_id, expected)
+                action_ids = [action.action_id for action in batch.actions]
+                for chunk in _chunks(action_ids):
+                    stmt = sa.select(outbox.c.action_id).where(outbox.c.action_id.in_(chunk))
+                    for action_id in conn.scalars(stmt):
+                        return already_in_outbox(action_id)
+                touched = set(batch.members) | batch.removed_members
+                for member in batch.members.values():
+                    for identity in member.identities:
+                        owner = conn.scalar(
+                            sa.select(identities.c.member_id).where(
+                                identities.c.platform == identity.platform,
+                                identities.c.user_id == identity.user_id,
+                            )
+                        )
+                        if owner is not None and owner not in touched:
+                            return identity_taken(identity, owner)
+        except sa.exc.SQLAlchemyError:
+            pass
+        return f"a constraint of the database failed ({self._reason(exc)})"
+
+    # ------------------------------------------------------------------ reading
+
+    def seen_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these ``(platform, event_id)`` pairs are already stored."""
+        engine = self._require()
+        try:
+            with engine.connect() as conn:
+                return self._seen(conn, keys)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._read_error(exc) from exc
+
+    @staticmethod
+    def _seen(conn: sa.Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        by_platform: dict[str, list[str]] = {}
+        for platform, event_id in keys:
+            by_platform.setdefault(platform, []).append(event_id)
+        found: set[tuple[str, str]] = set()
+        for platform, ids in by_platform.items():
+            for chunk in _chunks(sorted(set(ids))):
+                stmt = sa.select(events.c.event_id).where(
+                    events.c.platform == platform, events.c.event_id.in_(chunk)
+                )
+                found.update((platform, event_id) for event_id in conn.scalars(stmt))
+        return found
+
+    def count_events(self) -> int:
+        return int(self._scalar(sa.select(sa.func.count()).select_from(events)) or 0)
+
+    def iter_events(self) -> Iterator[Event]:
+        """Every stored event, in the order they were committed."""
+        rows = self._stream(sa.select(events.c.payload).order_by(events.c.seq))
+        return (event_from_json(row.payload) for row in rows)
+
+    def load_members(self) -> Iterator[Member]:
+        """Every member not merged away, with their identities (by member id)."""
+        stmt = (
+            sa.select(members, identities.c.platform, identities.c.user_id)
+            .join(identities, identities.c.member_id == members.c.member_id)
+            .order_by(members.c.member_id, identities.c.position)
+        )
+        rows = self._stream(stmt)
+        return (
+            _member(member_id, group)
+            for member_id, group in itertools.groupby(rows, key=lambda row: row.member_id)
+        )
+
+    def load_links(self) -> Iterator[IdentityLink]:
+        """The identity-link history, in order written."""
+        return map(_link, self._stream(sa.select(links).order_by(links.c.seq)))
+
+    def load_entries(self) -> Iterator[Entry]:
+        """Every ledger entry, in ledger order (entry ids ``e0``, ``e1``, ...)."""
+        return map(_entry, self._stream(sa.select(ledger).order_by(ledger.c.seq)))
+
+    def load_states(self) -> Iterator[MemberState]:
+        """Every member state, by member id."""
+        return map(_state, self._stream(sa.select(states).order_by(states.c.member_id)))
+
+    def get_meta(self, key: str) -> str | None:
+        value = self._scalar(sa.select(meta.c.value).where(meta.c.key == key))
+        return None if value is None else str(value)
+
+    # ------------------------------------------------------------------- outbox
+
+    def due_actions(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending actions whose next attempt is due at ``now``, oldest first."""
+        stmt = (
+            sa.select(outbox)
+            .where(outbox.c.status == _PENDING, outbox.c.next_attempt_us <= to_us(now))
+            .order_by(outbox.c.seq)
+            .limit(max(0, limit))
+        )
+        return list(map(_outbox_item, self._stream(stmt)))
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending action is due (``None``: nothing pending)."""
+        stmt = sa.select(sa.func.min(outbox.c.next_attempt_us)).where(outbox.c.status == _PENDING)
+        us = self._scalar(stmt)
+        return None if us is None else from_us(int(us))
+
+    def outbox(self, status: OutboxStatus | None = None) -> Iterator[OutboxItem]:
+        """Every outbox item (or those with ``status``), in order written."""
+        stmt = sa.select(outbox).order_by(outbox.c.seq)
+        if status is not None:
+            stmt = stmt.where(outbox.c.status == OutboxStatus(status).value)
+        return map(_outbox_item, self._stream(stmt))
+
+    def mark_delivered(self, action_id: str, receipt: str | None, at: datetime) -> None:
+        self._settle(
+            action_id,
+            status=OutboxStatus.DELIVERED.value,
+            receipt=receipt,
+            next_attempt_us=None,
+            updated_us=to_us(at),
+        )
+
+    def mark_failed(self, action_id: str, error: str, at: datetime) -> None:
+        """A permanent failure: the action will not be tried again."""
+        self._settle(
+            action_id,
+            status=OutboxStatus.FAILED.value,
+            error=error,
+            next_attempt_us=None,
+            updated_us=to_us(at),
+        )
+
+    def reschedule(self, action_id: str, error: str, next_attempt_at: datetime) -> None:
+        """A transient failure: count the attempt and try again at ``next_attempt_at``."""
+        self._settle(action_id, error=error, next_attempt_us=to_us(next_attempt_at))
+
+    def _settle(self, action_id: str, **values: Any) -> None:
+        engine = self._require()
+        stmt = (
+            outbox.update()
+            .where(outbox.c.action_id == action_id, outbox.c.status == _PENDING)
+            .values(attempts=outbox.c.attempts + 1, **values)
+        )
+        try:
+            with self._writing(engine) as conn:
+                if conn.execute(stmt).rowcount == 0:
+                    status = conn.scalar(
+                        sa.select(outbox.c.status).where(outbox.c.action_id == action_id)
+                    )
+                    if status is None:
+                        raise not_in_outbox(self.url, action_id)
+                    raise not_pending(self.url, action_id, status)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot update the outbox of {self.url}: {self._reason(exc)}"
+            ) from exc
+
+    # ---------------------------------------------------------------- internals
+
+    def _require(self) -> sa.Engine:
+        if self._engine is None:
+            raise not_open(self.url)
+        return self._engine
+
+    @staticmethod
+    @contextmanager
+    def _writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def _scalar(self, stmt: sa.Select[Any]) -> Any:
+        engine = self._require()
+        try:
+            with engine.connect() as conn:
+                return conn.scalar(stmt)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._read_error(exc) from exc
+
+    def _stream(self, stmt: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
+        """The rows of ``stmt``, fetched a thousand at a time while the caller iterates.
+
+        On an engine whose pool hands out one shared connection (a database in
+        memory), the rows are read whole first: a read left open there would
+        hold the transaction a commit needs.
+        """
+        engine = self._require()
+        if isinstance(engine.pool, _SHARED_POOLS):
+            return self._all_rows(engine, stmt)
+        return self._rows(engine, stmt.execution_options(yield_per=_YIELD_PER))
+
+    def _rows(self, engine: sa.Engine, stmt: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
+        try:
+            with engine.connect() as conn:
+                yield from conn.execute(stmt)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._read_error(exc) from exc
+
+    def _all_rows(self, engine: sa.Engine, stmt: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(stmt).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._read_error(exc) from exc
+        return iter(rows)
+
+    def _read_error(self, exc: sa.exc.SQLAlchemyError) -> StoreError:
+        return StoreError(f"cannot read {self.url}: {self._reason(exc)}")
+
+    def _reason(self, exc: BaseException) -> str:
+        """What went wrong, in one line, without the SQL, the parameters or a password."""
+        cause: BaseException = exc
+        if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+            cause = exc.orig
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        password = self._sa_url.password
+        if password:
+            text = text.replace(str(password), "***")
+        return text
+
+
+class SQLiteStore(SQLStore):
+    """A store in the SQLite database file at ``path`` (``":memory:"``: in memory)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        text = os.fspath(path)
+        self.path = text if text == ":memory:" else os.path.abspath(text)
+        database = None if text == ":memory:" else self.path
+        super().__init__(sa.URL.create("sqlite", database=database))

@@ -1,0 +1,260 @@
+"""What only a SQL store does: files, migrations, connection settings, error wording."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from communitykit.store import Batch, SQLiteStore, SQLStore, StoreError, _sql, open_store
+from communitykit.store._schema import METADATA, SCHEMA_VERSION, events
+
+from .test_store_contract import full_batch, sample_entries, snapshot
+
+
+def _version(path: Path) -> list[tuple[int]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT version FROM ck_schema").fetchall()
+
+
+def test_reopening_the_file_gives_back_the_same_data(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "community.db")
+    first.open()
+    first.commit(full_batch())
+    before = snapshot(first)
+    first.close()
+
+    second = SQLiteStore(tmp_path / "community.db")
+    second.open()
+    try:
+        assert snapshot(second) == before
+        assert list(second.load_entries()) == sample_entries()
+    finally:
+        second.close()
+
+
+def test_an_empty_database_is_migrated_to_version_1_and_reopening_is_a_no_op(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "community.db"
+    store = SQLiteStore(path)
+    store.open()
+    assert store.schema_version() == SCHEMA_VERSION == 1
+    store.commit(full_batch())
+    store.close()
+    assert _version(path) == [(1,)]
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert set(METADATA.tables) <= tables
+
+    again = SQLiteStore(path)
+    again.open()
+    try:
+        assert again.schema_version() == 1
+        assert again.count_events() == len(full_batch().events)
+    finally:
+        again.close()
+    assert _version(path) == [(1,)]
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "community.db"
+    store = SQLiteStore(path)
+    store.open()
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE ck_schema SET version = 999")
+    newer = SQLiteStore(path)
+    with pytest.raises(StoreError, match=r"schema version 999.*newer communitykit; upgrade"):
+        newer.open()
+    with pytest.raises(StoreError, match="not open"):
+        newer.count_events()
+    assert _version(path) == [(999,)]
+
+
+def test_a_database_of_another_application_gets_its_own_tables(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total TEXT)")
+        conn.execute("INSERT INTO orders VALUES (1, '9.50')")
+    store = SQLiteStore(path)
+    store.open()
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT total FROM orders").fetchall() == [("9.50",)]
+
+
+def test_connections_use_wal_and_enforce_foreign_keys(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "community.db")
+    store.open()
+    try:
+        engine = store._engine  # the connection settings
+        assert engine is not None
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert (conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) > 0
+    finally:
+        store.close()
+
+
+def test_a_file_in_a_missing_directory_cannot_be_opened(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "no" / "such" / "dir" / "community.db")
+    with pytest.raises(StoreError, match=r"cannot open sqlite:///.*community\.db"):
+        store.open()
+
+
+def test_sqlite_in_memory() -> None:
+    store = SQLiteStore(":memory:")
+    assert store.url == "sqlite://"
+    store.open()
+    try:
+        batch = full_batch()
+        store.commit(Batch(events=batch.events[:4], entries=batch.entries))
+        reading = store.iter_events()
+        first = next(reading)
+        # one shared connection: a read in progress must not hold the commit's transaction
+        store.commit(Batch(events=batch.events[4:]))
+        assert [first, *reading] == batch.events[:4]
+        assert list(store.iter_events()) == batch.events
+        assert list(store.load_entries()) == sample_entries()
+    finally:
+        store.close()
+
+
+def test_a_store_url_never_shows_the_password() -> None:
+    store = SQLStore("postgresql://bob:s3cret-pw@db.example:5432/community")
+    assert "s3cret-pw" not in store.url
+    assert store.url == "postgresql://bob:***@db.example:5432/community"
+    assert "s3cret-pw" not in repr(store)
+
+
+def test_a_store_that_cannot_connect_names_the_url_without_the_password() -> None:
+    store = SQLStore("postgresql://bob:s3cret-pw@127.0.0.1:1/community")
+    with pytest.raises(StoreError) as info:
+        store.open()
+    assert "s3cret-pw" not in str(info.value)
+    assert "postgresql://bob:***@127.0.0.1:1/community" in str(info.value)
+
+
+# --------------------------------------------------------------------------- open_store
+
+
+def test_open_store_opens_each_kind(tmp_path: Path) -> None:
+    memory = open_store("memory://")
+    assert memory.url == "memory://"
+    assert memory.schema_version() == 1  # already open
+    memory.close()
+
+    path = tmp_path / "community.db"
+    sqlite_store = open_store(f"sqlite:///{path}")
+    try:
+        assert isinstance(sqlite_store, SQLiteStore)
+        assert sqlite_store.path == str(path)
+        assert sqlite_store.schema_version() == 1
+    finally:
+        sqlite_store.close()
+    assert path.exists()
+
+    in_memory = open_store("sqlite://")
+    assert isinstance(in_memory, SQLiteStore)
+    in_memory.close()
+
+
+def test_open_store_takes_relative_sqlite_paths_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///data.db")
+    store.close()
+    assert (tmp_path / "data.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://bob:s3cret-pw@db.example/community", "PostgreSQL support is not installed"),
+        ("postgresql+psycopg://bob:s3cret-pw@db/c", "PostgreSQL support is not installed"),
+        ("mysql://bob:s3cret-pw@db.example/community", "unknown store URL scheme 'mysql'"),
+        ("redis://:s3cret-pw@cache:6379/0", "unknown store URL scheme 'redis'"),
+        ("bob:s3cret-pw@db.example", "expected a store URL"),
+        ("memory://s3cret-pw", "memory:// takes no path"),
+        ("", "expected a store URL"),
+    ],
+)
+def test_open_store_refuses_other_urls(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message) as info:
+        open_store(url)
+    text = str(info.value)
+    assert "s3cret-pw" not in text
+    if "unknown" in message:
+        assert "memory://" in text and "sqlite:///" in text  # names the accepted ones
+
+
+# --------------------------------------------------------------------------- several writers
+
+
+def test_two_stores_on_one_file_see_each_others_commits(tmp_path: Path) -> None:
+    path = tmp_path / "community.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    first.open()
+    second.open()
+    try:
+        batch = full_batch()
+        first.commit(Batch(events=batch.events[:3], entries=batch.entries[:2]))
+        assert second.seen_events([("telegram", "tg-1")]) == {("telegram", "tg-1")}
+        # the second writer's ledger is behind: its entries no longer continue the sequence
+        with pytest.raises(StoreError, match="does not continue the stored ledger"):
+            second.commit(Batch(events=batch.events[3:], entries=batch.entries[:2]))
+        second.commit(Batch(events=batch.events[3:], entries=batch.entries[2:]))
+        assert list(first.iter_events()) == batch.events
+        assert list(first.load_entries()) == batch.entries
+    finally:
+        first.close()
+        second.close()
+
+
+# --------------------------------------------------------------------------- bulk writes
+
+
+@pytest.mark.parametrize("paramstyle", ["qmark", "named"])
+def test_bulk_writes_follow_the_dialects_parameter_style(paramstyle: str) -> None:
+    engine = sa.create_engine("sqlite://", paramstyle=paramstyle)
+    rows = [("telegram", f"e{i}", "message_posted", i, "u", None, "{}") for i in range(3)]
+    with engine.begin() as conn:
+        METADATA.create_all(conn)
+        _sql._EVENTS.run(conn, rows)
+        _sql._DELETE_STATES.run(conn, [("nobody",)])
+        stored = conn.execute(
+            sa.select(
+                events.c.platform,
+                events.c.event_id,
+                events.c.type,
+                events.c.at_us,
+                events.c.user_id,
+                events.c.group_id,
+                events.c.payload,
+            ).order_by(events.c.seq)
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in stored] == rows
+
+
+def test_bulk_writes_fall_back_to_execute_when_sqlalchemy_must_process_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sql._Bulk, "_plan", lambda self, dialect: None)
+    store = SQLiteStore(tmp_path / "community.db")
+    store.open()
+    try:
+        store.commit(full_batch())
+        store.commit(Batch(members={"m-ana": full_batch().members["m-ana"]}, meta={"a": "b"}))
+        assert list(store.load_entries()) == sample_entries()
+        assert snapshot(store)["members"] == sorted(
+            full_batch().members.values(), key=lambda m: m.member_id
+        )
+    finally:
+        store.close()

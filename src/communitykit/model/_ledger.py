@@ -136,9 +136,18 @@ _Aux = tuple[str | None, int, tuple[tuple[str, int], ...]]
 
 _CREDIT = EntryKind.CREDIT.value
 _PENDING = EntryKind.PENDING.value
+_CANCELLATION = EntryKind.CANCELLATION.value
+# the reason of the cancellation a confirm writes when nothing could be credited
+_NOT_CONFIRMED = "not confirmed: "
 _REVERSAL = EntryKind.REVERSAL.value
 _KINDS = {kind.value: kind for kind in EntryKind}
 _NO_AUX: _Aux = (None, 0, ())
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC. Datetimes sharing a tzinfo compare by wall clock, ignoring
+    ``fold``; in UTC there are no folds, so instants compare as instants."""
+    return moment.astimezone(UTC)
 
 
 def _check_points(points: int) -> None:
@@ -232,6 +241,7 @@ class Ledger:
         "_multi",
         "_parent",
         "_pending_state",
+        "_requested",
         "_reversed",
         "_rows",
         "_tz",
@@ -254,8 +264,12 @@ class Ledger:
         self._consumed: dict[int, int] = {}  # credit seq -> points taken from it
         self._expired: dict[int, int] = {}  # credit seq -> points that expired
         self._keys: dict[str, int] = {}  # idempotency key -> seq of the (first) entry; -1: none
-        self._capped: dict[str, tuple[str, int, str]] = {}  # key of an award capped to nothing
+        # key of an award capped to nothing -> (kind, member, points, reason)
+        self._capped: dict[str, tuple[str, str, int, str]] = {}
         self._multi: dict[str, tuple[int, ...]] = {}  # key -> every entry of one operation
+        # entry -> the member the operation named, where the entry went to another
+        # account (a merged member's survivor): a replay after an unmerge is a replay
+        self._requested: dict[int, str] = {}
         self._accounts_by_id: dict[str, _Account] = {}
         self._expiry_heap: list[tuple[datetime, int]] = []
         self._pending_state: dict[int, int] = {}  # pending seq -> confirming/cancelling seq
@@ -318,7 +332,7 @@ class Ledger:
         if kind == _CREDIT:
             self._accounts_by_id[entry.member].credited += entry.points
             if entry.expires_at is not None:
-                heapq.heappush(self._expiry_heap, (entry.expires_at, seq))
+                heapq.heappush(self._expiry_heap, (_utc(entry.expires_at), seq))
             cap = self._caps.get(entry.reason)
             if cap is not None:
                 record = self._accounts_by_id[entry.member]
@@ -453,7 +467,7 @@ class Ledger:
         than ``now`` count too (a platform's clock may run a little ahead of ours).
         """
         _check_at("now", now)
-        start = None if window is None else now - window
+        start = None if window is None else _utc(now) - window
         rows = self._rows
         reversed_ = self._reversed
         total = 0
@@ -461,7 +475,7 @@ class Ledger:
             row = rows[seq]
             if row[1] != _CREDIT or seq in reversed_:
                 continue
-            if start is None or row[4] > start:
+            if start is None or _utc(row[4]) > start:
                 total += row[2]
         return total
 
@@ -530,7 +544,7 @@ class Ledger:
                 _check_at("at", at)
             if expires_at is not None:
                 _check_at("expires_at", expires_at)
-                if expires_at <= at:
+                if _utc(expires_at) <= _utc(at):
                     raise ModelError("expires_at must be later than the time of the award")
             account = member
             if account in parent:
@@ -556,7 +570,7 @@ class Ledger:
                         used_map[slot] = used + granted
                 if granted <= 0:
                     keys[key] = -1
-                    self._capped[key] = (member, points, reason)
+                    self._capped[key] = (_CREDIT, member, points, reason)
                     out(-1)
                     continue
             seq = len(rows)
@@ -567,8 +581,10 @@ class Ledger:
             if record.open is not None:
                 record.open.append(seq)
             if expires_at is not None:
-                heapq.heappush(self._expiry_heap, (expires_at, seq))
+                heapq.heappush(self._expiry_heap, (_utc(expires_at), seq))
             keys[key] = seq
+            if account != member:
+                self._requested[seq] = member
             out(seq)
         return written
 
@@ -598,10 +614,11 @@ class Ledger:
         _check_at("at", at)
         if expires_at is not None:
             _check_at("expires_at", expires_at)
-        seq = self._append(
-            self._root(member), _PENDING, 0, reason, at, key, points, expires_at, _NO_AUX
-        )
+        account = self._root(member)
+        seq = self._append(account, _PENDING, 0, reason, at, key, points, expires_at, _NO_AUX)
         self._keys[key] = seq
+        if account != member:
+            self._requested[seq] = member
         return self._entry(seq)
 
     def confirm(self, pending_id: str, *, at: datetime, key: str | None = None) -> Entry | None:
@@ -622,17 +639,21 @@ class Ledger:
         self._check_pending_open(pseq)
         account = self._root(member)
         granted = amount
-        cap = self._caps.get(reason)
-        if cap is not None:
-            granted = self._apply_cap(self._record(account), account, reason, at, amount, cap)
-        if expires_at is not None and expires_at <= at:
+        why = ""
+        if expires_at is not None and _utc(expires_at) <= _utc(at):
             granted = 0  # it would expire the moment it exists
+            why = "expired before it was confirmed"
+        else:
+            cap = self._caps.get(reason)
+            if cap is not None:
+                granted = self._apply_cap(self._record(account), account, reason, at, amount, cap)
+                why = f"the daily cap for {reason} is reached"
         if granted == 0:
             seq = self._append(
                 account,
-                EntryKind.CANCELLATION.value,
+                _CANCELLATION,
                 0,
-                reason,
+                _NOT_CONFIRMED + why,
                 at,
                 key,
                 amount,
@@ -697,9 +718,12 @@ class Ledger:
         if points > balance:
             raise InsufficientPoints(member, points, balance)
         plan = self._take(person, points, first=None)
-        return self._write_takes(
+        entries = self._write_takes(
             EntryKind.DEBIT.value, plan, reason, at, key, None, 0, amount=points, primary=None
         )
+        if entries[0].member != member:
+            self._requested[self._keys[key]] = member
+        return entries
 
     def reverse(self, credit_id: str, *, at: datetime, reason: str, key: str) -> tuple[Entry, ...]:
         """Undo a credit: take back what is left of it, then other points, never below 0.
@@ -750,14 +774,16 @@ class Ledger:
         _check_at("now", now)
         written: list[Entry] = []
         heap = self._expiry_heap
-        while heap and heap[0][0] <= now:
-            expires_at, cseq = heapq.heappop(heap)
+        limit = _utc(now)
+        while heap and heap[0][0] <= limit:
+            _, cseq = heapq.heappop(heap)
             left = self._left(cseq)
             if left == 0:
                 continue
             self._consumed[cseq] = self._consumed.get(cseq, 0) + left
             self._expired[cseq] = left
-            account, _, _, reason, _, _, _, _ = self._rows[cseq]
+            account, _, _, reason, _, _, _, expires_at = self._rows[cseq]
+            assert expires_at is not None
             credit_id = f"e{cseq}"
             key = f"{RESERVED_KEY_PREFIX}expiry:{credit_id}"
             seq = self._append(
@@ -779,8 +805,11 @@ class Ledger:
         """When the next lot expires, so a scheduler knows when to call :meth:`expire`."""
         heap = self._expiry_heap
         while heap:
-            if self._left(heap[0][1]) > 0:
-                return heap[0][0]
+            seq = heap[0][1]
+            if self._left(seq) > 0:
+                expires_at = self._rows[seq][7]
+                assert expires_at is not None
+                return expires_at
             heapq.heappop(heap)
         return None
 
@@ -889,23 +918,29 @@ class Ledger:
     ) -> None:
         """Raise :class:`DuplicateEntry` when ``key`` was used for another operation."""
         if seq < 0:
-            same = self._capped[key] == (subject, points, reason)
-            what = "award"
+            same = self._capped[key] == (kind, subject, points, reason)
+            what = "capped award"
         else:
             row = self._rows[seq]
             refers_to = self._aux.get(seq, _NO_AUX)[0]
-            if kind in ("confirm", "cancel"):
-                same = refers_to == subject
+            row_kind = row[1]
+            unconfirmed = row_kind == _CANCELLATION and row[3].startswith(_NOT_CONFIRMED)
+            if kind == "confirm":
+                same = refers_to == subject and (row_kind == _CREDIT or unconfirmed)
+            elif kind == "cancel":
+                same = refers_to == subject and row_kind == _CANCELLATION and not unconfirmed
             elif kind == _REVERSAL:
-                same = row[1] == _REVERSAL and refers_to == subject
+                same = row_kind == _REVERSAL and refers_to == subject
             else:
+                requested = self._requested.get(seq, row[0])
                 same = (
-                    row[1] == kind
+                    row_kind == kind
+                    and (kind != _CREDIT or refers_to is None)
                     and row[6] == points
                     and row[3] == reason
-                    and self._root(row[0]) == self._root(subject)
+                    and (requested == subject or self._root(requested) == self._root(subject))
                 )
-            what = row[1]
+            what = "confirmation" if row_kind == _CREDIT and refers_to else row_kind
         if not same:
             raise DuplicateEntry(
                 f"idempotency key {key!r} was already used for another operation (a {what}); "
@@ -981,7 +1016,7 @@ class Ledger:
         if record.open is not None:
             record.open.append(seq)
         if expires_at is not None:
-            heapq.heappush(self._expiry_heap, (expires_at, seq))
+            heapq.heappush(self._expiry_heap, (_utc(expires_at), seq))
         self._keys[key] = seq
         return seq
 
@@ -1001,7 +1036,7 @@ class Ledger:
 
         def order(seq: int) -> tuple[bool, datetime | None, int]:
             expires_at = rows[seq][7]
-            return (expires_at is None, expires_at, seq)
+            return (expires_at is None, None if expires_at is None else _utc(expires_at), seq)
 
         found.sort(key=order)
         return found

@@ -201,6 +201,18 @@ class IdentityLink:
     provenance: LinkProvenance
 
 
+_STATUS_WEIGHT = {
+    MemberStatus.BANNED: 3,  # a ban on either account holds for the person
+    MemberStatus.ACTIVE: 2,
+    MemberStatus.PENDING: 1,
+    MemberStatus.LEFT: 0,
+}
+
+
+def _merged_status(a: MemberStatus, b: MemberStatus) -> MemberStatus:
+    return a if _STATUS_WEIGHT[a] >= _STATUS_WEIGHT[b] else b
+
+
 def _merged_role(a: Role, b: Role) -> Role:
     return a if a.rank >= b.rank else b
 
@@ -355,11 +367,18 @@ class IdentityGraph:
             raise InvalidOperation(f"cannot merge member {survivor_id!r} into itself")
         survivor = self.get(survivor_id)
         absorbed = self.get(absorbed_id)
+        status = _merged_status(survivor.status, absorbed.status)
+        present = status in (MemberStatus.ACTIVE, MemberStatus.PENDING)
         merged = attrs.evolve(
             survivor,
             identities=(*survivor.identities, *absorbed.identities),
             tags=survivor.tags | absorbed.tags,
             joined_at=_earlier(survivor.joined_at, absorbed.joined_at),
+            # still in the community through either account: not left; else the later leave
+            left_at=None
+            if present or survivor.left_at is None or absorbed.left_at is None
+            else max(survivor.left_at, absorbed.left_at),
+            status=status,
             role=_merged_role(survivor.role, absorbed.role),
             paid_until=_later(survivor.paid_until, absorbed.paid_until),
             display_name=survivor.display_name or absorbed.display_name,
@@ -407,6 +426,8 @@ class IdentityGraph:
             identities=tuple(i for i in survivor.identities if i not in moved),
             tags=survivor.tags - gained_tags,
             joined_at=undo("joined_at"),
+            left_at=undo("left_at"),
+            status=undo("status"),
             role=undo("role"),
             paid_until=undo("paid_until"),
             display_name=undo("display_name"),

@@ -207,19 +207,27 @@ async def latency(store_url: str, events: list[Event], rate: int) -> list[float]
 
 
 MEMORY_CHILD = """
-import asyncio, resource, sys, time
+import asyncio, sys, time
+
+def peak_kb():
+    # VmHWM: this process's own peak RSS (ru_maxrss would carry the parent's
+    # high-water mark across exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
 from communitykit import CommunityApp, SimulatedClock, parse_config
 sys.path.insert(0, {bench_dir!r})
 from pipeline import CONFIG, START
 mode = sys.argv[1]
 if mode == "baseline":
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(peak_kb())
     raise SystemExit
 config = parse_config(CONFIG.format(store={url!r}))
 app = CommunityApp(config, clock=SimulatedClock(START), adapters={{}})
 t0 = time.perf_counter()
 app.open(with_adapters=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kb()
 took = round(time.perf_counter() - t0, 1)
 print(peak, len(app.engine.graph), len(app.engine.ledger), took)
 """

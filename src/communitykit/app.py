@@ -30,6 +30,7 @@ from communitykit.model import (
     Capabilities,
     Entry,
     Event,
+    IdentityLink,
     Member,
     MemberState,
     PlatformIdentity,
@@ -238,6 +239,12 @@ class CommunityApp:
     def state(self, member_id: str) -> MemberState:
         self.engine.graph.get(member_id)
         return self.engine.states[member_id]
+
+    def links(self, member_id: str) -> list[IdentityLink]:
+        """How each of the member's identities came to be theirs, oldest first."""
+        member = self.engine.graph.get(member_id)
+        mine = set(member.identities)
+        return [link for link in self.store.load_links() if link.identity in mine]
 
     def balance(self, member_id: str) -> int:
         return self.engine.balance(member_id)

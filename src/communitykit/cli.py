@@ -350,8 +350,9 @@ def _cmd_members_show(args: argparse.Namespace) -> int:
         for label, value in rows:
             out.print(f"  {label:<18} {value}", markup=False)
         out.print("  identities:")
+        history = app.links(member.member_id)
         for identity in member.identities:
-            links = app.engine.graph.links(identity)
+            links = [link for link in history if link.identity == identity]
             how = links[-1].provenance.method.value if links else "unknown"
             out.print(f"    {identity}  ({how})", markup=False)
     finally:

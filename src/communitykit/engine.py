@@ -152,7 +152,8 @@ class Engine:
         graph = IdentityGraph()
         for member in self.store.load_members():
             graph.add(member)
-        graph.restore_links(self.store.load_links())
+        # The link history stays in the store (CommunityApp.links reads it): with a
+        # million members it would be most of the memory, and nothing needs it hot.
         self._ids = {
             (identity.platform, identity.user_id): member.member_id
             for member in graph

@@ -542,9 +542,13 @@ class Ledger:
                 _check_key(key)
             if type(at) is not datetime or at.tzinfo is None:
                 _check_at("at", at)
+            expires_utc = None
             if expires_at is not None:
                 _check_at("expires_at", expires_at)
-                if _utc(expires_at) <= _utc(at):
+                expires_utc = _utc(expires_at)
+                # UTC against any zone compares instants (only same-tzinfo pairs
+                # compare wall clocks)
+                if expires_utc <= at:
                     raise ModelError("expires_at must be later than the time of the award")
             account = member
             if account in parent:
@@ -580,8 +584,8 @@ class Ledger:
             record.credited += granted
             if record.open is not None:
                 record.open.append(seq)
-            if expires_at is not None:
-                heapq.heappush(self._expiry_heap, (_utc(expires_at), seq))
+            if expires_utc is not None:
+                heapq.heappush(self._expiry_heap, (expires_utc, seq))
             keys[key] = seq
             if account != member:
                 self._requested[seq] = member

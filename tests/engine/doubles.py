@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from communitykit import (
+    ACTION_TYPES,
     Action,
     Adapter,
     Capabilities,
@@ -14,21 +15,7 @@ from communitykit import (
     TransientFailure,
 )
 
-EVERYTHING = frozenset(
-    {
-        "send_message",
-        "send_direct_message",
-        "delete_message",
-        "warn",
-        "mute",
-        "kick",
-        "ban",
-        "approve_join",
-        "decline_join",
-        "create_invite_link",
-        "set_title",
-    }
-)
+EVERYTHING = frozenset(ACTION_TYPES)
 
 
 class ScriptedAdapter(Adapter):

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import TextIO, TypedDict
 
 from communitykit import (
+    ACTION_TYPES,
     Action,
     ApproveJoin,
     Ban,
@@ -913,18 +914,6 @@ def _because(action: Action) -> str:
     return f" — {action.reason}" if action.reason else ""
 
 
-#: the action classes the console platform performs: every action type of ``EVENTS.md``
-ACTION_CLASSES: tuple[type[Action], ...] = (
-    SendMessage,
-    SendDirectMessage,
-    DeleteMessage,
-    Warn,
-    Mute,
-    Kick,
-    Ban,
-    ApproveJoin,
-    DeclineJoin,
-    CreateInviteLink,
-    SetTitle,
-)
-ACTIONS: frozenset[str] = frozenset(cls.TYPE for cls in ACTION_CLASSES)
+#: the action types the console platform performs: every action type of ``EVENTS.md``
+ACTION_CLASSES: tuple[type[Action], ...] = tuple(ACTION_TYPES.values())
+ACTIONS: frozenset[str] = frozenset(ACTION_TYPES)

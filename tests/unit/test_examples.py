@@ -49,3 +49,30 @@ def test_checkin_bot_runs_as_a_script() -> None:
         timeout=120,
     )
     assert "Lin: 18 points" in proc.stdout
+
+
+def test_sample_event_log_replays_with_the_sample_config(tmp_path: Path) -> None:
+    import json
+
+    from communitykit.cli import main
+
+    out = tmp_path / "sim"
+    code = main(
+        [
+            "simulate",
+            str(EXAMPLES / "community.toml"),
+            str(EXAMPLES / "events.jsonl"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    lines = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert summary["events"]["recorded"] == len(lines)
+    members = (out / "members.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sum(summary["members_by_tier"].values()) == len(members) == summary["members"]
+    ledger = [
+        json.loads(x) for x in (out / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert sum(e["points"] for e in ledger if e["kind"] == "credit") == summary["points"]["issued"]

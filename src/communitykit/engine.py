@@ -75,6 +75,13 @@ __all__ = ["Dispatcher", "Engine", "ProcessResult"]
 log = structlog.get_logger("communitykit.engine")
 
 _ACTIVITY = (MessagePosted, ReactionAdded)
+_NOTIFICATIONS = (
+    "communitykit_event_processed",
+    "communitykit_points_awarded",
+    "communitykit_tier_changed",
+    "communitykit_member_joined",
+    "communitykit_member_left",
+)
 
 
 @attrs.frozen
@@ -93,6 +100,7 @@ class _Pending:
     """What a batch changes, gathered before the one commit."""
 
     batch: Batch
+    listening: frozenset[str] = frozenset()  # notification hooks some plugin implements
     notes: list[tuple[str, dict[str, Any]]] = attrs.Factory(list)
     decisions: list[Decision] = attrs.Factory(list)
     touched: set[str] = attrs.Factory(set)  # members whose points changed
@@ -135,6 +143,7 @@ class Engine:
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
         self._ids: dict[tuple[str, str], str] = {}  # (platform, user id) -> member id
+        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any]]]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
 
@@ -142,6 +151,7 @@ class Engine:
 
     def _index_ladder(self) -> None:
         tiers = self.ladder.tiers
+        self._tiers = {tier.name: tier for tier in tiers}
         self._next_threshold = {
             tier.name: (tiers[i + 1].threshold if i + 1 < len(tiers) else None)
             for i, tier in enumerate(tiers)
@@ -200,7 +210,7 @@ class Engine:
                     continue
                 batch_keys.add(key)
                 fresh.append(event)
-            pending = _Pending(Batch(created_at=self.clock.now()))
+            pending = self._pending(self.clock.now())
             for event in fresh:
                 pending.batch.events.append(event)
                 self._decide(event, pending)
@@ -215,6 +225,30 @@ class Engine:
             actions=actions,
             entries=len(entries),
         )
+
+    def _pending(self, now: datetime) -> _Pending:
+        listening = frozenset(h for h in _NOTIFICATIONS if self.plugins.has_listeners(h))
+        return _Pending(Batch(created_at=now), listening=listening)
+
+    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any]]]:
+        """The rules and campaigns that want events of this type, in order.
+
+        A rule or campaign may declare ``event_types`` (a collection of event type
+        names); without it, it is asked about every event.
+        """
+        found = self._routes.get(event_type)
+        if found is None:
+            found = []
+            for rule in self.rules:
+                wanted = getattr(rule, "event_types", None)
+                if wanted is None or event_type in wanted:
+                    found.append((rule.name, rule.evaluate))
+            for campaign in self.campaigns:
+                wanted = getattr(campaign, "event_types", None)
+                if wanted is None or event_type in wanted:
+                    found.append((campaign.name, campaign.on_event))
+            self._routes[event_type] = found
+        return found
 
     def _commit(self, pending: _Pending) -> list[Entry]:
         entries = self.ledger.entries_from(self._committed_entries)
@@ -318,7 +352,7 @@ class Engine:
             event=event,
             member=member,
             state=state,
-            tier=self.ladder.tier(state.tier),
+            tier=self._tiers[state.tier],
             balance=self.ledger.balance(member.member_id),
             community=self.community,
             capabilities=capabilities,
@@ -328,12 +362,12 @@ class Engine:
             member_of=self._member_of,
         )
         first = len(pending.decisions)
-        for rule in self.rules:
-            self._apply_decision(self._ask(rule.name, rule.evaluate, ctx), event, pending)
-        for campaign in self.campaigns:
-            self._apply_decision(self._ask(campaign.name, campaign.on_event, ctx), event, pending)
-        mine = tuple(pending.decisions[first:])
-        pending.notes.append(("communitykit_event_processed", {"event": event, "decisions": mine}))
+        for name, ask in self._askers(event.TYPE):
+            self._apply_decision(self._ask(name, ask, ctx), event, pending)
+        if "communitykit_event_processed" in pending.listening:
+            mine = tuple(pending.decisions[first:])
+            note = {"event": event, "decisions": mine}
+            pending.notes.append(("communitykit_event_processed", note))
 
     def _member_of(self, platform: str, user: str) -> Member | None:
         member_id = self._ids.get((platform, user))
@@ -364,7 +398,7 @@ class Engine:
             changes["paid_until"] = event.valid_until
         if changes:
             member = self._update_member(attrs.evolve(member, **changes), pending)
-        if hook is not None:
+        if hook is not None and hook in pending.listening:
             pending.notes.append((hook, {"member": member, "event": event}))
         return member
 
@@ -410,7 +444,10 @@ class Engine:
             return
         points = award.points
         if award.multiply:
-            points = apply_multiplier(points, self.ladder.multiplier_for(self.tier(member_id)))
+            state = self.states.get(member_id)
+            tier = self._tiers[state.tier] if state is not None else self.ladder.base
+            if tier.multiplier != 1:
+                points = apply_multiplier(points, tier.multiplier)
             if points <= 0:
                 return
         expires_at = award.expires_at
@@ -438,8 +475,9 @@ class Engine:
                 )
                 if seq >= written:  # a new credit, not a replay or a capped award
                     pending.touched.add(member_id)
-                    note = {"member_id": member_id, "entry": seq}
-                    pending.notes.append(("communitykit_points_awarded", note))
+                    if "communitykit_points_awarded" in pending.listening:
+                        note = {"member_id": member_id, "entry": seq}
+                        pending.notes.append(("communitykit_points_awarded", note))
         except ModelError as exc:
             log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
 
@@ -556,7 +594,7 @@ class Engine:
         ran = 0
         now = self.clock.now()
         async with self._lock:
-            pending = _Pending(Batch(created_at=now))
+            pending = self._pending(now)
             expiry = self.ledger.next_expiry()
             if expiry is not None and expiry <= now:
                 self.ledger.expire(now)
@@ -628,7 +666,7 @@ class Engine:
         self.graph.get(member_id)
         now = self.clock.now()
         async with self._lock:
-            pending = _Pending(Batch(created_at=now))
+            pending = self._pending(now)
             before = len(self.ledger)
             self._award(
                 AwardPoints(
@@ -652,7 +690,7 @@ class Engine:
         self.graph.get(member_id)
         now = self.clock.now()
         async with self._lock:
-            pending = _Pending(Batch(created_at=now))
+            pending = self._pending(now)
             entries = self.ledger.spend(member_id, points, reason=reason, at=now, key=key)
             self._commit(pending)
         return entries
@@ -668,7 +706,7 @@ class Engine:
         now = self.clock.now()
         added = skipped = 0
         async with self._lock:
-            pending = _Pending(Batch(created_at=now))
+            pending = self._pending(now)
             try:
                 for member in members:
                     if any(self.graph.find(i) is not None for i in member.identities):

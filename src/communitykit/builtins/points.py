@@ -37,6 +37,7 @@ class MessagePoints:
 
     points: int
     name: str = "points.message"
+    event_types: frozenset[str] = frozenset({"message_posted"})
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> MessagePoints:
@@ -69,6 +70,7 @@ class ReactionPoints:
 
     points: int
     name: str = "points.reaction"
+    event_types: frozenset[str] = frozenset({"reaction_added"})
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ReactionPoints:

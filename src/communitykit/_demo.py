@@ -27,7 +27,6 @@ from communitykit.app import CommunityApp
 from communitykit.config import parse_config
 from communitykit.model import EntryKind, LifecycleSettings, lifecycle_stage
 from communitykit.plugins import Plugins, make_plugin_manager
-from communitykit.store import OutboxStatus
 
 __all__ = ["DEMO_CONFIG", "DemoResult", "run_demo"]
 
@@ -222,7 +221,3 @@ def _result(
         actions=dict(sorted(actions.items())),
         top=top,
     )
-
-
-def delivered_count(result: DemoResult) -> int:
-    return sum(s.get(OutboxStatus.DELIVERED.value, 0) for s in result.actions.values())

@@ -118,7 +118,7 @@ async def _simulate(
     )
     app.open()
     engine = app.engine
-    read = recorded = duplicates = 0
+    read = recorded = duplicates = rejected = 0
     for number, item in read_events(events_path):
         read += 1
         if isinstance(item, FormatError):
@@ -128,6 +128,9 @@ async def _simulate(
         result = await engine.process([item])
         recorded += result.recorded
         duplicates += result.duplicates
+        if result.rejected:
+            rejected += result.rejected
+            skipped.append({"line": number, "reason": "the event has no platform, id or user"})
         if progress is not None:
             progress(1)
     await engine.advance_to(clock.now(), clock.set)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,6 +93,7 @@ class ProcessResult:
     decisions: tuple[Decision, ...]
     actions: int  # actions written to the outbox
     entries: int  # ledger entries written
+    rejected: int = 0  # events that cannot be processed (logged as event.rejected)
 
 
 @attrs.define
@@ -201,29 +202,47 @@ class Engine:
     async def process(self, events: Sequence[Event]) -> ProcessResult:
         """Record ``events`` once each and apply what they cause, in one transaction."""
         async with self._lock:
-            keys = [(e.platform, e.event_id) for e in events]
+            valid: list[Event] = []
+            for event in events:
+                problem = _unusable(event)
+                if problem is None:
+                    valid.append(event)
+                else:
+                    log.warning(
+                        "event.rejected",
+                        platform=event.platform,
+                        event_id=event.event_id,
+                        problem=problem,
+                    )
+            keys = [(e.platform, e.event_id) for e in valid]
             seen = self.store.seen_events(keys) if keys else set()
             fresh: list[Event] = []
             batch_keys: set[tuple[str, str]] = set()
-            for event, key in zip(events, keys, strict=True):
+            for event, key in zip(valid, keys, strict=True):
                 if key in seen or key in batch_keys:
                     continue
                 batch_keys.add(key)
                 fresh.append(event)
             pending = self._pending(self.clock.now())
-            for event in fresh:
-                pending.batch.events.append(event)
-                self._decide(event, pending)
-            self._settle_tiers(pending, self.clock.now())
+            try:
+                for event in fresh:
+                    pending.batch.events.append(event)
+                    self._decide(event, pending)
+                self._settle_tiers(pending, self.clock.now())
+            except BaseException:
+                # nothing of the batch is stored: put the working state back as stored
+                self.load()
+                raise
             entries = self._commit(pending)
             actions = len(pending.batch.actions)
         await self._notify(pending, entries)
         return ProcessResult(
             recorded=len(fresh),
-            duplicates=len(events) - len(fresh),
+            duplicates=len(valid) - len(fresh),
             decisions=tuple(pending.decisions),
             actions=actions,
             entries=len(entries),
+            rejected=len(events) - len(valid),
         )
 
     def _pending(self, now: datetime) -> _Pending:
@@ -258,8 +277,12 @@ class Engine:
             return entries
         try:
             self.store.commit(pending.batch)
-        except CommunityKitError:
-            log.error("engine.commit_failed", events=len(pending.batch.events))
+        except BaseException as exc:
+            log.error(
+                "engine.commit_failed",
+                events=len(pending.batch.events),
+                error=f"{type(exc).__name__}: {exc}",
+            )
             self.load()
             raise
         self._committed_entries = len(self.ledger)
@@ -730,6 +753,17 @@ class Engine:
         return added, skipped
 
 
+def _unusable(event: Event) -> str | None:
+    """Why an event cannot be processed at all, if it cannot."""
+    if not event.platform:
+        return "no platform"
+    if not event.event_id:
+        return "no event id: it could not be recognised if delivered again"
+    if not event.user:
+        return "no user"
+    return None
+
+
 def _tier_state(state: MemberState) -> TierState:
     return TierState(tier=state.tier, since=state.tier_since, below_since=state.below_since)
 
@@ -861,8 +895,3 @@ class Dispatcher:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
-
-
-def member_summary(graph: IdentityGraph) -> Iterable[Member]:
-    """Every member, in id order (helper for listings)."""
-    return sorted(graph, key=lambda m: m.member_id)

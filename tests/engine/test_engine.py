@@ -301,3 +301,31 @@ async def test_custom_rule_decisions_award_with_multiplier_and_tags() -> None:
     assert app.balance("console:ana") == 2 + 5
     member = app.member("console", "ana")
     assert member is not None and member.tags == {"homework"}
+
+
+async def test_an_unusable_event_is_rejected_and_the_rest_of_the_batch_goes_on() -> None:
+    app, _ = memory_app(config_text=LADDER, adapters={"console": ScriptedAdapter()})
+    nobody = MessagePosted(
+        event_id="m9", platform="console", group="main", user="", at=T0, message_id="9", text="?"
+    )
+    with capture_logs() as logs:
+        result = await app.feed([msg(1), nobody, msg(2)])
+    assert (result.recorded, result.rejected) == (2, 1)
+    assert app.balance("console:ana") == 4
+    (rejected,) = [log for log in logs if log["event"] == "event.rejected"]
+    assert (rejected["event_id"], rejected["problem"]) == ("m9", "no user")
+
+
+async def test_a_rule_bug_that_escapes_leaves_the_state_as_stored() -> None:
+    app, _ = memory_app(config_text=LADDER, adapters={"console": ScriptedAdapter()})
+    await app.feed([msg(1)])
+
+    def explode(*_: object) -> None:
+        raise MemoryError("simulated")
+
+    app.engine._settle_tiers = explode  # type: ignore[method-assign]
+    with pytest.raises(MemoryError):
+        await app.feed([msg(2), msg(3)])
+    assert app.balance("console:ana") == 2  # the half-processed batch left no trace
+    assert len(app.engine.ledger) == 1
+    assert app.store.count_events() == 1

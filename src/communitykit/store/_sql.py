@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -364,13 +365,19 @@ class _Rows:
         _META.run(conn, self.meta)
 
 
+# Strings read back from rows are new objects each time; a million members would
+# hold a million copies of "console", of each tier and reason, and three copies
+# of every member id. Interned, each exists once.
+_shared = sys.intern
+
+
 def _entry(row: sa.Row[Any]) -> Entry:
     return Entry(
         row.entry_id,
-        row.member,
+        _shared(row.member),
         _KINDS[row.kind],
         row.points,
-        row.reason,
+        _shared(row.reason),
         datetime.fromisoformat(row.at),
         row.idempotency_key,
         row.amount,
@@ -385,8 +392,8 @@ def _member(member_id: str, rows: Iterable[sa.Row[Any]]) -> Member:
     found = list(rows)
     first = found[0]
     return Member(
-        member_id=member_id,
-        identities=tuple(PlatformIdentity(row.platform, row.user_id) for row in found),
+        member_id=_shared(member_id),
+        identities=tuple(PlatformIdentity(_shared(row.platform), row.user_id) for row in found),
         display_name=first.display_name,
         joined_at=_datetime(first.joined_at),
         left_at=_datetime(first.left_at),
@@ -409,8 +416,8 @@ def _link(row: sa.Row[Any]) -> IdentityLink:
 
 def _state(row: sa.Row[Any]) -> MemberState:
     return MemberState(
-        member_id=row.member_id,
-        tier=row.tier,
+        member_id=_shared(row.member_id),
+        tier=_shared(row.tier),
         tier_since=datetime.fromisoformat(row.tier_since),
         below_since=_datetime(row.below_since),
         last_active_at=_datetime(row.last_active_at),

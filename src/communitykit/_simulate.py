@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ def _write_outputs(
                     member.member_id, now=now, window=window
                 ),
                 "stage": stage.value,
-                "segments": sorted(_segments(member, now)),
+                "segments": sorted(_segments(member, now.astimezone(engine.community.tz).date())),
                 "warnings": 0,
                 "streak": 0,
             }
@@ -223,10 +223,10 @@ def _write_outputs(
     return summary
 
 
-def _segments(member: Member, now: datetime) -> set[str]:
-    """The built-in segments that need no configuration."""
+def _segments(member: Member, today: date) -> set[str]:
+    """The built-in segments that need no configuration (``today``: the community's day)."""
     found: set[str] = set()
-    if member.is_paid(now.date()):
+    if member.is_paid(today):
         found.add("paying")
     if member.role.value in ("admin", "owner", "kol"):
         found.add("admins_and_kols")

@@ -109,16 +109,23 @@ class CommunityApp:
     def open(self, *, with_adapters: bool = True) -> None:
         """Open the store, build adapters, rules and campaigns, and load the state.
 
-        ``with_adapters=False`` opens the community without its platforms (for
-        offline work such as listing members or awarding points by hand).
+        Adapters are built but not started (``start`` does that), so the engine
+        knows what each platform can do and queues actions for later delivery.
+        ``with_adapters=False`` is for offline work (listing members, awarding
+        points by hand): a platform whose adapter is not installed is left out with
+        a warning instead of being an error.
         """
         if self._engine is not None:
             return
         config = self.config
-        adapters = self._build_adapters() if with_adapters else {}
+        adapters = self._build_adapters(strict=with_adapters)
         rules = self._build_rules()
         campaigns = self._build_campaigns()
-        store = self._store if self._store is not None else open_store(config.store_url)
+        if self._store is not None:
+            store = self._store
+            store.open()  # idempotent; a store closed by close() opens again
+        else:
+            store = open_store(config.store_url)
         points = config.points
         capabilities: dict[str, Capabilities] = {
             name: adapter.capabilities for name, adapter in adapters.items()
@@ -272,7 +279,7 @@ class CommunityApp:
 
     # ----------------------------------------------------------------- building
 
-    def _build_adapters(self) -> dict[str, Adapter]:
+    def _build_adapters(self, *, strict: bool = True) -> dict[str, Adapter]:
         adapters = dict(self._given_adapters)
         wanted: dict[str, PlatformSettings] = dict(self.config.platforms)
         for group in self.config.community.groups:
@@ -284,6 +291,9 @@ class CommunityApp:
         types = self.plugins.adapter_types()
         for name in missing:
             adapter_type = types.get(name)
+            if adapter_type is None and not strict:
+                log.warning("adapter.not_installed", platform=name)
+                continue
             if adapter_type is None:
                 known = ", ".join(sorted(types)) or "none installed"
                 raise ConfigError(

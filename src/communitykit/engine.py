@@ -105,6 +105,7 @@ class _Pending:
     notes: list[tuple[str, dict[str, Any]]] = attrs.Factory(list)
     decisions: list[Decision] = attrs.Factory(list)
     touched: set[str] = attrs.Factory(set)  # members whose points changed
+    recheck: set[str] = attrs.Factory(set)  # members whose tier criteria changed
 
 
 class Engine:
@@ -141,6 +142,7 @@ class Engine:
         self._committed_entries = 0
         self._committed_links = 0
         self._lock = asyncio.Lock()
+        self._notifying = asyncio.Lock()
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
         self._ids: dict[tuple[str, str], str] = {}  # (platform, user id) -> member id
@@ -182,8 +184,12 @@ class Engine:
             text = self.store.get_meta(f"schedule:{key}")
             if text is not None:
                 self._last_runs[key] = datetime.fromisoformat(text)
-        # The first daily review is the first midnight after the engine first ran.
-        self._last_runs.setdefault("tier_review", self.clock.now())
+        # The first daily review is the first midnight after the engine first ran;
+        # that moment is stored at once, so a restart does not move it forward.
+        if "tier_review" not in self._last_runs:
+            anchor = self.clock.now()
+            self.store.commit(Batch(meta={"schedule:tier_review": anchor.isoformat()}))
+            self._last_runs["tier_review"] = anchor
 
     # ------------------------------------------------------------------ queries
 
@@ -228,13 +234,16 @@ class Engine:
                 for event in fresh:
                     pending.batch.events.append(event)
                     self._decide(event, pending)
-                self._settle_tiers(pending, self.clock.now())
+                    # after each event, so the next one earns at the new tier's rate
+                    # however the adapter batched them
+                    self._settle_tiers(pending, self.clock.now())
             except BaseException:
                 # nothing of the batch is stored: put the working state back as stored
                 self.load()
                 raise
             entries = self._commit(pending)
             actions = len(pending.batch.actions)
+            await self._notifying.acquire()  # batches notify in the order they committed
         await self._notify(pending, entries)
         return ProcessResult(
             recorded=len(fresh),
@@ -295,7 +304,17 @@ class Engine:
         return entries
 
     async def _notify(self, pending: _Pending, entries: list[Entry]) -> None:
-        """Tell plugins what the committed batch did, in the order it happened."""
+        """Tell plugins what the committed batch did, in the order it happened.
+
+        Called with ``_notifying`` held (taken before the engine lock was released),
+        which it releases: one batch's notifications never interleave with another's.
+        """
+        try:
+            await self._notify_all(pending, entries)
+        finally:
+            self._notifying.release()
+
+    async def _notify_all(self, pending: _Pending, entries: list[Entry]) -> None:
         plugins = self.plugins
         first = entries[0] if entries else None
         start = int(first.entry_id[1:]) if first is not None else 0
@@ -421,6 +440,8 @@ class Engine:
             changes["paid_until"] = event.valid_until
         if changes:
             member = self._update_member(attrs.evolve(member, **changes), pending)
+            if "paid_until" in changes:
+                pending.recheck.add(member.member_id)  # a paid tier may be reached now
         if hook is not None and hook in pending.listening:
             pending.notes.append((hook, {"member": member, "event": event}))
         return member
@@ -460,7 +481,9 @@ class Engine:
                 if tags != member.tags:
                     self._update_member(attrs.evolve(member, tags=tags), pending)
 
-    def _award(self, award: AwardPoints, at: datetime, pending: _Pending) -> None:
+    def _award(
+        self, award: AwardPoints, at: datetime, pending: _Pending, *, strict: bool = False
+    ) -> None:
         member_id = award.member
         if member_id not in self.graph:
             log.warning("award.unknown_member", member=member_id, key=award.key)
@@ -502,6 +525,8 @@ class Engine:
                         note = {"member_id": member_id, "entry": seq}
                         pending.notes.append(("communitykit_points_awarded", note))
         except ModelError as exc:
+            if strict:
+                raise
             log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
 
     def _queue_action(self, action: Action, pending: _Pending) -> None:
@@ -537,14 +562,17 @@ class Engine:
         grace period, cannot change tier by earning: every credit they ever had
         (an upper bound of their qualifying points) is under the next threshold.
         """
-        for member_id in sorted(pending.touched):
+        for member_id in sorted(pending.touched - pending.recheck):
             state = self.states.get(member_id)
             if state is not None and state.below_since is None:
                 threshold = self._next_threshold.get(state.tier)
                 if threshold is None or self.ledger.lifetime_credits(member_id) < threshold:
                     continue
             self._reevaluate(member_id, now, pending)
+        for member_id in sorted(pending.recheck):
+            self._reevaluate(member_id, now, pending)
         pending.touched.clear()
+        pending.recheck.clear()
 
     def _reevaluate(self, member_id: str, now: datetime, pending: _Pending) -> None:
         if member_id not in self.graph:
@@ -578,10 +606,12 @@ class Engine:
     def _title_actions(self, member_id: str, tier: str, now: datetime, pending: _Pending) -> None:
         member = self.graph.get(member_id)
         titles = self.ladder.tier(tier).titles
+        titled = {p for t in self.ladder.tiers for p in t.titles}
         for identity in member.identities:
-            title = titles.get(identity.platform)
-            if not title:
+            if identity.platform not in titled:
                 continue
+            # a tier without a title on this platform clears the one a higher tier gave
+            title = titles.get(identity.platform, "")
             for group in self.community.groups_on(identity.platform):
                 action = SetTitle(
                     action_id=stable_id("title", member_id, tier, group.key, now.isoformat()),
@@ -589,7 +619,7 @@ class Engine:
                     group=group.group_id,
                     user=identity.user_id,
                     source="tiers",
-                    reason=f"reached tier {tier}",
+                    reason=f"tier {tier}" + ("" if title else ": no title"),
                     title=title,
                 )
                 self._queue_action(action, pending)
@@ -618,34 +648,39 @@ class Engine:
         now = self.clock.now()
         async with self._lock:
             pending = self._pending(now)
-            expiry = self.ledger.next_expiry()
-            if expiry is not None and expiry <= now:
-                self.ledger.expire(now)
-                ran += 1
-            review = self._next_review()
-            if review <= now:
-                self._review_tiers(review, pending)
-                pending.batch.meta["schedule:tier_review"] = review.isoformat()
-                ran += 1
-            for campaign in self.campaigns:
-                key = f"campaign:{campaign.name}"
-                moment = campaign.next_run(self._last_run(key))
-                if moment is None or moment > now:
-                    continue
-                tick = TickContext(
-                    now=moment, community=self.community, capabilities=self.capabilities
-                )
-                try:
-                    decisions = list(campaign.on_schedule(tick))
-                except Exception as exc:
-                    log.error("campaign.failed", campaign=campaign.name, error=repr(exc))
-                    decisions = []
-                for decision in decisions:
-                    self._apply_decision(decision, None, pending)
-                pending.batch.meta[f"schedule:{key}"] = moment.isoformat()
-                ran += 1
-            self._settle_tiers(pending, now)
+            try:
+                expiry = self.ledger.next_expiry()
+                if expiry is not None and expiry <= now:
+                    self.ledger.expire(now)
+                    ran += 1
+                review = self._next_review()
+                if review <= now:
+                    self._review_tiers(review, pending)
+                    pending.batch.meta["schedule:tier_review"] = review.isoformat()
+                    ran += 1
+                for campaign in self.campaigns:
+                    key = f"campaign:{campaign.name}"
+                    moment = campaign.next_run(self._last_run(key))
+                    if moment is None or moment > now:
+                        continue
+                    tick = TickContext(
+                        now=moment, community=self.community, capabilities=self.capabilities
+                    )
+                    try:
+                        decisions = list(campaign.on_schedule(tick))
+                    except Exception as exc:
+                        log.error("campaign.failed", campaign=campaign.name, error=repr(exc))
+                        decisions = []
+                    for decision in decisions:
+                        self._apply_decision(decision, None, pending)
+                    pending.batch.meta[f"schedule:{key}"] = moment.isoformat()
+                    ran += 1
+                self._settle_tiers(pending, now)
+            except BaseException:
+                self.load()
+                raise
             entries = self._commit(pending)
+            await self._notifying.acquire()
         await self._notify(pending, entries)
         return ran
 
@@ -674,10 +709,13 @@ class Engine:
         return datetime(next_day.year, next_day.month, next_day.day, tzinfo=self._tz)
 
     def _review_tiers(self, now: datetime, pending: _Pending) -> None:
+        """The daily review: grace periods, points leaving the window, and criteria
+        that change with time alone (tenure reached, paid membership ended)."""
         base = self.ladder.base.name
         rolling = self.ladder.window is not None
+        timed = any(t.min_tenure_days or t.requires_paid for t in self.ladder.tiers)
         for member_id, state in list(self.states.items()):
-            if state.below_since is not None or (rolling and state.tier != base):
+            if timed or state.below_since is not None or (rolling and state.tier != base):
                 self._reevaluate(member_id, now, pending)
 
     # ---------------------------------------------------------------- operators
@@ -691,15 +729,21 @@ class Engine:
         async with self._lock:
             pending = self._pending(now)
             before = len(self.ledger)
-            self._award(
-                AwardPoints(
-                    member=member_id, points=points, reason=reason, key=key, multiply=multiply
-                ),
-                now,
-                pending,
-            )
-            self._settle_tiers(pending, now)
+            try:
+                self._award(
+                    AwardPoints(
+                        member=member_id, points=points, reason=reason, key=key, multiply=multiply
+                    ),
+                    now,
+                    pending,
+                    strict=True,  # an operator hears why, e.g. a key used for another award
+                )
+                self._settle_tiers(pending, now)
+            except BaseException:
+                self.load()
+                raise
             entries = self._commit(pending)
+            await self._notifying.acquire()
         await self._notify(pending, entries)
         if len(self.ledger) > before:
             return self.ledger.entry_at(before)

@@ -33,3 +33,14 @@ def test_doc_example_runs(example: tuple[str, int, str]) -> None:
     page, line, code = example
     compiled = compile("\n" * (line - 1) + code, page, "exec")
     exec(compiled, {"__name__": f"docs_example_{line}"})
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    broken = []
+    for page in [*PAGES, ROOT / "adapters" / "console" / "README.md"]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken

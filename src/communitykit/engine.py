@@ -19,9 +19,11 @@ The engine reads the time only from the clock it is given.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -54,7 +56,6 @@ from communitykit.model import (
     MemberPaid,
     MemberState,
     MemberStatus,
-    MessagePosted,
     PlatformIdentity,
     QualifyingFacts,
     ReactionAdded,
@@ -62,6 +63,7 @@ from communitykit.model import (
     SendDirectMessage,
     SetTitle,
     TickContext,
+    Tier,
     TierLadder,
     TierState,
     apply_multiplier,
@@ -74,7 +76,10 @@ __all__ = ["Dispatcher", "Engine", "ProcessResult"]
 
 log = structlog.get_logger("communitykit.engine")
 
-_ACTIVITY = (MessagePosted, ReactionAdded)
+# event types that make a member active, and those that change the member record
+_ACTIVE_TYPES = frozenset({"message_posted", "reaction_added", "command_invoked"})
+_MEMBERSHIP_TYPES = frozenset({"member_joined", "member_left", "member_paid"})
+_NO_CAPABILITIES = Capabilities(actions=())
 _NOTIFICATIONS = (
     "communitykit_event_processed",
     "communitykit_points_awarded",
@@ -96,16 +101,136 @@ class ProcessResult:
     rejected: int = 0  # events that cannot be processed (logged as event.rejected)
 
 
-@attrs.define
 class _Pending:
     """What a batch changes, gathered before the one commit."""
 
-    batch: Batch
-    listening: frozenset[str] = frozenset()  # notification hooks some plugin implements
-    notes: list[tuple[str, dict[str, Any]]] = attrs.Factory(list)
-    decisions: list[Decision] = attrs.Factory(list)
-    touched: set[str] = attrs.Factory(set)  # members whose points changed
-    recheck: set[str] = attrs.Factory(set)  # members whose tier criteria changed
+    __slots__ = ("batch", "decisions", "dirty", "listening", "notes", "recheck", "touched")
+
+    def __init__(self, batch: Batch, listening: frozenset[str] = frozenset()) -> None:
+        self.batch = batch
+        self.listening = listening  # notification hooks some plugin implements
+        self.notes: list[tuple[str, dict[str, Any]]] = []
+        self.decisions: list[Decision] = []
+        self.touched: set[str] = set()  # members whose points changed
+        self.recheck: set[str] = set()  # members whose tier criteria changed
+        self.dirty: set[str] = set()  # members whose state changed (written at commit)
+
+
+class _LiveState:
+    """A member's state as the engine updates it, event by event.
+
+    Mutable, so an event costs no new object; :meth:`snapshot` gives the
+    immutable :class:`MemberState` that stores keep and queries return.
+    """
+
+    __slots__ = (
+        "below_since",
+        "last_active_at",
+        "member_id",
+        "messages",
+        "reactions_received",
+        "tier",
+        "tier_since",
+    )
+
+    def __init__(self, state: MemberState) -> None:
+        self.member_id = state.member_id
+        self.tier = state.tier
+        self.tier_since = state.tier_since
+        self.below_since = state.below_since
+        self.last_active_at = state.last_active_at
+        self.messages = state.messages
+        self.reactions_received = state.reactions_received
+
+    def snapshot(self) -> MemberState:
+        return MemberState(
+            member_id=self.member_id,
+            tier=self.tier,
+            tier_since=self.tier_since,
+            below_since=self.below_since,
+            last_active_at=self.last_active_at,
+            messages=self.messages,
+            reactions_received=self.reactions_received,
+        )
+
+
+class _States(Mapping[str, MemberState]):
+    """The engine's member states as a read-only mapping of snapshots."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: dict[str, _LiveState]) -> None:
+        self._live = live
+
+    def __getitem__(self, member_id: str) -> MemberState:
+        return self._live[member_id].snapshot()
+
+    def __contains__(self, member_id: object) -> bool:
+        return member_id in self._live
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._live)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+class _EventContext(RuleContext):
+    """The engine's :class:`RuleContext`: each value is looked up when a rule reads it."""
+
+    __slots__ = ("_engine", "_member_id")
+
+    def __init__(self, engine: Engine, event: Event, member_id: str, member: Member | None):
+        # RuleContext.__init__ is not called: the values are properties here
+        self.event = event
+        self._engine = engine
+        self._member_id = member_id
+        self._member = member
+
+    @property
+    def member(self) -> Member:
+        member = self._member
+        if member is None:
+            member = self._member = self._engine.graph.get(self._member_id)
+        return member
+
+    @property
+    def member_id(self) -> str:
+        return self._member_id
+
+    @property
+    def state(self) -> MemberState:
+        return self._engine._live[self._member_id].snapshot()
+
+    @property
+    def tier(self) -> Tier:
+        engine = self._engine
+        return engine._tiers[engine._live[self._member_id].tier]
+
+    @property
+    def balance(self) -> int:
+        return self._engine.ledger.balance(self._member_id)
+
+    @property
+    def community(self) -> Community:
+        return self._engine.community
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._engine.capabilities.get(self.event.platform) or _NO_CAPABILITIES
+
+    @property
+    def now(self) -> datetime:
+        return self._engine.clock.now()
+
+    def cap_remaining(self, reason: str) -> int | None:
+        return self._engine.ledger.cap_remaining(self._member_id, reason, self.event.at)
+
+    def member_of(self, platform: str, user_id: str) -> Member | None:
+        return self._engine._member_of(platform, user_id)
+
+    def already_awarded(self, key: str) -> bool:
+        return self._engine.ledger.has_key(key)
 
 
 class Engine:
@@ -138,7 +263,7 @@ class Engine:
         self.on_commit: Callable[[], None] | None = None
         self.graph = IdentityGraph()
         self.ledger = Ledger(community.timezone, self.daily_caps)
-        self.states: dict[str, MemberState] = {}
+        self._live: dict[str, _LiveState] = {}
         self._committed_entries = 0
         self._committed_links = 0
         self._lock = asyncio.Lock()
@@ -175,7 +300,7 @@ class Engine:
         ledger = Ledger.restore(self.store.load_entries(), self.community.timezone, self.daily_caps)
         self.graph = graph
         self.ledger = ledger
-        self.states = {state.member_id: state for state in self.store.load_states()}
+        self._live = {state.member_id: _LiveState(state) for state in self.store.load_states()}
         self._committed_entries = len(ledger)
         self._committed_links = graph.links_count()
         self._last_runs = {}
@@ -200,8 +325,13 @@ class Engine:
         return self.ledger.balance(member_id)
 
     def tier(self, member_id: str) -> str:
-        state = self.states.get(member_id)
+        state = self._live.get(member_id)
         return state.tier if state is not None else self.ladder.base.name
+
+    @property
+    def states(self) -> Mapping[str, MemberState]:
+        """Every member's state (read-only; each lookup is a snapshot)."""
+        return _States(self._live)
 
     # --------------------------------------------------------------- processing
 
@@ -256,7 +386,7 @@ class Engine:
 
     def _pending(self, now: datetime) -> _Pending:
         listening = frozenset(h for h in _NOTIFICATIONS if self.plugins.has_listeners(h))
-        return _Pending(Batch(created_at=now), listening=listening)
+        return _Pending(Batch(created_at=now), listening)
 
     def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any]]]:
         """The rules and campaigns that want events of this type, in order.
@@ -279,6 +409,10 @@ class Engine:
         return found
 
     def _commit(self, pending: _Pending) -> list[Entry]:
+        if pending.dirty:
+            live = self._live
+            pending.batch.states.update((m, live[m].snapshot()) for m in sorted(pending.dirty))
+            pending.dirty.clear()
         entries = self.ledger.entries_from(self._committed_entries)
         pending.batch.entries = entries
         pending.batch.links = self.graph.links_from(self._committed_links)
@@ -343,8 +477,8 @@ class Engine:
         self._ids[(platform, user)] = member.member_id
         pending.batch.members[member.member_id] = member
         state = MemberState(member_id=member.member_id, tier=self.ladder.base.name, tier_since=at)
-        self.states[member.member_id] = state
-        pending.batch.states[member.member_id] = state
+        self._live[member.member_id] = _LiveState(state)
+        pending.dirty.add(member.member_id)
         return member
 
     def _update_member(self, member: Member, pending: _Pending) -> Member:
@@ -352,60 +486,46 @@ class Engine:
         pending.batch.members[member.member_id] = member
         return member
 
-    def _update_state(self, state: MemberState, pending: _Pending) -> None:
-        self.states[state.member_id] = state
-        pending.batch.states[state.member_id] = state
-
     def _decide(self, event: Event, pending: _Pending) -> None:
         at = event.at
-        member = self._member_for(
-            event.platform, event.user, at, pending, joining=isinstance(event, MemberJoined)
-        )
-        member = self._apply_event_to_member(event, member, pending)
-        state = self.states[member.member_id]
-        if isinstance(event, _ACTIVITY) or event.TYPE == "command_invoked":
-            state = MemberState(
-                member_id=state.member_id,
-                tier=state.tier,
-                tier_since=state.tier_since,
-                below_since=state.below_since,
-                last_active_at=at,
-                messages=state.messages + (1 if isinstance(event, MessagePosted) else 0),
-                reactions_received=state.reactions_received,
+        kind = event.TYPE
+        platform = event.platform
+        member_id = self._ids.get((platform, event.user))
+        member: Member | None = None
+        if member_id is None or kind in _MEMBERSHIP_TYPES:
+            member = self._member_for(
+                platform, event.user, at, pending, joining=kind == "member_joined"
             )
-            self._update_state(state, pending)
-        if isinstance(event, ReactionAdded) and event.to_user and event.to_user != event.user:
-            author = self._member_for(event.platform, event.to_user, at, pending)
-            old = self.states[author.member_id]
-            self._update_state(
-                MemberState(
-                    member_id=old.member_id,
-                    tier=old.tier,
-                    tier_since=old.tier_since,
-                    below_since=old.below_since,
-                    last_active_at=old.last_active_at,
-                    messages=old.messages,
-                    reactions_received=old.reactions_received + 1,
-                ),
-                pending,
-            )
-        capabilities = self.capabilities.get(event.platform) or Capabilities(actions=())
-        ctx = RuleContext(
-            event=event,
-            member=member,
-            state=state,
-            tier=self._tiers[state.tier],
-            balance=self.ledger.balance(member.member_id),
-            community=self.community,
-            capabilities=capabilities,
-            now=self.clock.now(),
-            cap_remaining=lambda reason: self.ledger.cap_remaining(member.member_id, reason, at),
-            already_awarded=self.ledger.has_key,
-            member_of=self._member_of,
-        )
+            member = self._apply_event_to_member(event, member, pending)
+            member_id = member.member_id
+        if kind in _ACTIVE_TYPES:
+            live = self._live[member_id]
+            live.last_active_at = at
+            dirty = pending.dirty
+            dirty.add(member_id)
+            if kind == "message_posted":
+                live.messages += 1
+            elif kind == "reaction_added":
+                assert isinstance(event, ReactionAdded)
+                to_user = event.to_user
+                if to_user and to_user != event.user:
+                    author_id = self._ids.get((platform, to_user))
+                    if author_id is None:
+                        author_id = self._member_for(platform, to_user, at, pending).member_id
+                    self._live[author_id].reactions_received += 1
+                    dirty.add(author_id)
+        askers = self._askers(kind)
         first = len(pending.decisions)
-        for name, ask in self._askers(event.TYPE):
-            self._apply_decision(self._ask(name, ask, ctx), event, pending)
+        if askers:
+            ctx = _EventContext(self, event, member_id, member)
+            for name, ask in askers:
+                try:
+                    decision = ask(ctx)
+                except Exception as exc:  # a broken rule must not stop the community
+                    self._rule_failed(name, event, exc)
+                    continue
+                if decision is not None:
+                    self._apply_decision(decision, event, pending)
         if "communitykit_event_processed" in pending.listening:
             mine = tuple(pending.decisions[first:])
             note = {"event": event, "decisions": mine}
@@ -446,20 +566,15 @@ class Engine:
             pending.notes.append((hook, {"member": member, "event": event}))
         return member
 
-    def _ask(
-        self, name: str, ask: Callable[[RuleContext], Decision | None], ctx: RuleContext
-    ) -> Decision | None:
-        try:
-            return ask(ctx)
-        except Exception as exc:  # a broken rule must not stop the community
-            log.error(
-                "rule.failed",
-                rule=name,
-                event_id=ctx.event.event_id,
-                platform=ctx.event.platform,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return None
+    @staticmethod
+    def _rule_failed(name: str, event: Event, exc: Exception) -> None:
+        log.error(
+            "rule.failed",
+            rule=name,
+            event_id=event.event_id,
+            platform=event.platform,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
     def _apply_decision(
         self, decision: Decision | None, event: Event | None, pending: _Pending
@@ -470,8 +585,9 @@ class Engine:
         at = event.at if event is not None else self.clock.now()
         for award in decision.awards:
             self._award(award, at, pending)
-        for action in decision.actions:
-            self._queue_action(action, pending)
+        if decision.actions:
+            for action in decision.actions:
+                self._queue_action(action, pending)
         if decision.add_tags or decision.remove_tags:
             if event is None:
                 return
@@ -485,15 +601,16 @@ class Engine:
         self, award: AwardPoints, at: datetime, pending: _Pending, *, strict: bool = False
     ) -> None:
         member_id = award.member
-        if member_id not in self.graph:
+        state = self._live.get(member_id)
+        if state is None and member_id not in self.graph:
             log.warning("award.unknown_member", member=member_id, key=award.key)
             return
         points = award.points
         if award.multiply:
-            state = self.states.get(member_id)
             tier = self._tiers[state.tier] if state is not None else self.ladder.base
-            if tier.multiplier != 1:
-                points = apply_multiplier(points, tier.multiplier)
+            multiplier = tier.multiplier
+            if multiplier != 1:
+                points = self._multiplied(points, multiplier)
             if points <= 0:
                 return
         expires_at = award.expires_at
@@ -510,7 +627,7 @@ class Engine:
                     expires_at=expires_at,
                 )
             else:
-                written = len(self.ledger)
+                written = self.ledger.size
                 seq = self.ledger.award_seq(
                     member_id,
                     points,
@@ -528,6 +645,11 @@ class Engine:
             if strict:
                 raise
             log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def _multiplied(points: int, multiplier: Decimal) -> int:
+        return apply_multiplier(points, multiplier)
 
     def _queue_action(self, action: Action, pending: _Pending) -> None:
         capabilities = self.capabilities.get(action.platform)
@@ -562,40 +684,44 @@ class Engine:
         grace period, cannot change tier by earning: every credit they ever had
         (an upper bound of their qualifying points) is under the next threshold.
         """
-        for member_id in sorted(pending.touched - pending.recheck):
-            state = self.states.get(member_id)
+        touched, recheck = pending.touched, pending.recheck
+        if not touched and not recheck:
+            return
+        live, next_threshold, ledger = self._live, self._next_threshold, self.ledger
+        for member_id in sorted(touched) if len(touched) > 1 else tuple(touched):
+            if member_id in recheck:
+                continue
+            state = live.get(member_id)
             if state is not None and state.below_since is None:
-                threshold = self._next_threshold.get(state.tier)
-                if threshold is None or self.ledger.lifetime_credits(member_id) < threshold:
+                threshold = next_threshold.get(state.tier)
+                if threshold is None or ledger.lifetime_credits(member_id) < threshold:
                     continue
             self._reevaluate(member_id, now, pending)
-        for member_id in sorted(pending.recheck):
+        for member_id in sorted(recheck):
             self._reevaluate(member_id, now, pending)
-        pending.touched.clear()
-        pending.recheck.clear()
+        touched.clear()
+        recheck.clear()
 
     def _reevaluate(self, member_id: str, now: datetime, pending: _Pending) -> None:
         if member_id not in self.graph:
             return
-        state = self.states[member_id]
+        state = self._live[member_id]
         current = self.ladder
         tier_state = current.evaluate(_tier_state(state), self._facts(member_id, now), now)
         if tier_state.tier == state.tier and tier_state.below_since == state.below_since:
             return
-        new_state = attrs.evolve(
-            state,
-            tier=tier_state.tier,
-            tier_since=tier_state.since,
-            below_since=tier_state.below_since,
-        )
-        self._update_state(new_state, pending)
-        if tier_state.tier != state.tier:
+        old_tier = state.tier
+        state.tier = tier_state.tier
+        state.tier_since = tier_state.since
+        state.below_since = tier_state.below_since
+        pending.dirty.add(member_id)
+        if tier_state.tier != old_tier:
             pending.notes.append(
                 (
                     "communitykit_tier_changed",
                     {
                         "member_id": member_id,
-                        "old_tier": state.tier,
+                        "old_tier": old_tier,
                         "new_tier": tier_state.tier,
                         "at": now,
                     },
@@ -714,7 +840,7 @@ class Engine:
         base = self.ladder.base.name
         rolling = self.ladder.window is not None
         timed = any(t.min_tenure_days or t.requires_paid for t in self.ladder.tiers)
-        for member_id, state in list(self.states.items()):
+        for member_id, state in list(self._live.items()):
             if timed or state.below_since is not None or (rolling and state.tier != base):
                 self._reevaluate(member_id, now, pending)
 
@@ -787,8 +913,8 @@ class Engine:
                     state = MemberState(
                         member_id=member.member_id, tier=self.ladder.base.name, tier_since=joined
                     )
-                    self.states[member.member_id] = state
-                    pending.batch.states[member.member_id] = state
+                    self._live[member.member_id] = _LiveState(state)
+                    pending.dirty.add(member.member_id)
                     added += 1
             except CommunityKitError:
                 self.load()
@@ -808,7 +934,7 @@ def _unusable(event: Event) -> str | None:
     return None
 
 
-def _tier_state(state: MemberState) -> TierState:
+def _tier_state(state: _LiveState) -> TierState:
     return TierState(tier=state.tier, since=state.tier_since, below_since=state.below_since)
 
 

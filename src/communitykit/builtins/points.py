@@ -38,6 +38,16 @@ class MessagePoints:
     points: int
     name: str = "points.message"
     event_types: frozenset[str] = frozenset({"message_posted"})
+    _source: str = attrs.field(init=False, repr=False, eq=False)
+    _explanation: str = attrs.field(init=False, repr=False, eq=False)
+
+    @_source.default
+    def _default_source(self) -> str:
+        return f"rule:{self.name}"
+
+    @_explanation.default
+    def _default_explanation(self) -> str:
+        return f"{self.points} points for a message"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> MessagePoints:
@@ -48,16 +58,16 @@ class MessagePoints:
         if not isinstance(event, MessagePosted) or self.points == 0:
             return None
         return Decision(
-            source=f"rule:{self.name}",
-            explanation=f"{self.points} points for a message",
-            awards=[
+            source=self._source,
+            explanation=self._explanation,
+            awards=(
                 AwardPoints(
-                    member=ctx.member.member_id,
+                    member=ctx.member_id,
                     points=self.points,
                     reason=MESSAGE_REASON,
-                    key=ctx.award_key(self.name),
-                )
-            ],
+                    key=f"{event.platform}:{event.event_id}:{self.name}",  # ctx.award_key
+                ),
+            ),
         )
 
 
@@ -71,6 +81,16 @@ class ReactionPoints:
     points: int
     name: str = "points.reaction"
     event_types: frozenset[str] = frozenset({"reaction_added"})
+    _source: str = attrs.field(init=False, repr=False, eq=False)
+    _explanation: str = attrs.field(init=False, repr=False, eq=False)
+
+    @_source.default
+    def _default_source(self) -> str:
+        return f"rule:{self.name}"
+
+    @_explanation.default
+    def _default_explanation(self) -> str:
+        return f"{self.points} points to the author for a reaction received"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ReactionPoints:
@@ -83,17 +103,17 @@ class ReactionPoints:
         if event.to_user is None or event.to_user == event.user:
             return None
         author = ctx.member_of(event.platform, event.to_user)
-        if author is None or author.member_id == ctx.member.member_id:
+        if author is None or author.member_id == ctx.member_id:
             return None
         key = f"{event.platform}:reaction:{event.group}:{event.message_id}:{event.user}"
         return Decision(
-            source=f"rule:{self.name}",
-            explanation=f"{self.points} points to the author for a reaction received",
-            awards=[
+            source=self._source,
+            explanation=self._explanation,
+            awards=(
                 AwardPoints(
                     member=author.member_id, points=self.points, reason=REACTION_REASON, key=key
-                )
-            ],
+                ),
+            ),
         )
 
 

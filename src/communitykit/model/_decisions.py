@@ -47,15 +47,15 @@ def _action_types(value: Any) -> frozenset[str]:
 
 
 def _awards(value: Iterable[AwardPoints]) -> tuple[AwardPoints, ...]:
-    return tuple(value)
+    return value if type(value) is tuple else tuple(value)
 
 
 def _actions(value: Iterable[Action]) -> tuple[Action, ...]:
-    return tuple(value)
+    return value if type(value) is tuple else tuple(value)
 
 
 def _tags(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
+    return value if type(value) is frozenset else frozenset(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -133,27 +133,110 @@ class MemberState:
     reactions_received: int = 0
 
 
-@attrs.frozen(kw_only=True)
 class RuleContext:
     """Everything a rule or campaign may look at when an event arrives.
 
+    ``event``, ``member`` (and ``member_id``), ``state`` (the member's
+    :class:`MemberState` after this event), ``tier``, ``balance``, ``community``,
+    ``capabilities`` (of the event's platform) and ``now``.
     ``cap_remaining(reason)`` is what today's daily cap still allows the member
     (``None``: no cap); ``member_of(platform, user_id)`` finds another member;
     ``already_awarded(key)`` says whether an award with that idempotency key was
     made (a check-in today, a referral reward).
+
+    Build one with every value to test a rule on its own; the engine builds a
+    context that looks each value up only when a rule reads it.
     """
 
+    __slots__ = (
+        "_already_awarded",
+        "_balance",
+        "_cap_remaining",
+        "_capabilities",
+        "_community",
+        "_member",
+        "_member_of",
+        "_now",
+        "_state",
+        "_tier",
+        "event",
+    )
+
     event: Event
-    member: Member
-    state: MemberState
-    tier: Tier
-    balance: int
-    community: Community
-    capabilities: Capabilities
-    now: datetime
-    cap_remaining: Callable[[str], int | None] = attrs.field(eq=False, repr=False)
-    member_of: Callable[[str, str], Member | None] = attrs.field(eq=False, repr=False)
-    already_awarded: Callable[[str], bool] = attrs.field(eq=False, repr=False)
+    _member: Member | None
+
+    def __init__(
+        self,
+        *,
+        event: Event,
+        member: Member,
+        state: MemberState,
+        tier: Tier,
+        balance: int,
+        community: Community,
+        capabilities: Capabilities,
+        now: datetime,
+        cap_remaining: Callable[[str], int | None],
+        member_of: Callable[[str, str], Member | None],
+        already_awarded: Callable[[str], bool],
+    ) -> None:
+        self.event = event
+        self._member = member
+        self._state = state
+        self._tier = tier
+        self._balance = balance
+        self._community = community
+        self._capabilities = capabilities
+        self._now = now
+        self._cap_remaining = cap_remaining
+        self._member_of = member_of
+        self._already_awarded = already_awarded
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.event.TYPE} {self.event.event_id!r}>"
+
+    @property
+    def member(self) -> Member:
+        member = self._member
+        assert member is not None  # always set by __init__
+        return member
+
+    @property
+    def member_id(self) -> str:
+        return self.member.member_id
+
+    @property
+    def state(self) -> MemberState:
+        return self._state
+
+    @property
+    def tier(self) -> Tier:
+        return self._tier
+
+    @property
+    def balance(self) -> int:
+        return self._balance
+
+    @property
+    def community(self) -> Community:
+        return self._community
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    def cap_remaining(self, reason: str) -> int | None:
+        return self._cap_remaining(reason)
+
+    def member_of(self, platform: str, user_id: str) -> Member | None:
+        return self._member_of(platform, user_id)
+
+    def already_awarded(self, key: str) -> bool:
+        return self._already_awarded(key)
 
     def action(self, cls: type[A], source: str, reason: str, index: int = 0, **fields: Any) -> A:
         """Build an action about this event with a stable id.
@@ -171,8 +254,10 @@ class RuleContext:
 
     def award_key(self, source: str, suffix: str = "") -> str:
         """An idempotency key for an award about this event."""
-        base = f"{self.event.platform}:{self.event.event_id}:{source}"
-        return f"{base}:{suffix}" if suffix else base
+        event = self.event
+        if suffix:
+            return f"{event.platform}:{event.event_id}:{source}:{suffix}"
+        return f"{event.platform}:{event.event_id}:{source}"
 
 
 @attrs.frozen(kw_only=True)

@@ -378,6 +378,11 @@ class Ledger:
             return list(self)
         return [self._entry(seq) for seq in self._person_seqs(self._root(member))]
 
+    @property
+    def size(self) -> int:
+        """How many entries the ledger holds (``len(ledger)``)."""
+        return len(self._rows)
+
     def entries_from(self, position: int) -> list[Entry]:
         """The entries written since the ledger held ``position`` of them."""
         return [self._entry(seq) for seq in range(position, len(self._rows))]
@@ -509,7 +514,7 @@ class Ledger:
 
         Read the entry with :meth:`entry_at` when it is needed.
         """
-        return self.award_many(((member, points, reason, at, key, expires_at),))[0]
+        return self._credit(member, points, reason, at, key, expires_at)
 
     def award_many(self, awards: Iterable[Award | AwardTuple]) -> list[int]:
         """Apply many awards in order; returns each one's entry position (-1: capped to 0).
@@ -520,77 +525,80 @@ class Ledger:
         the awards before it stay applied (run the batch again: those are replays).
         This is the fast path for bulk work; it builds no :class:`Entry`.
         """
-        written: list[int] = []
-        out = written.append
+        credit = self._credit
+        return [credit(*award) for award in awards]
+
+    def _credit(
+        self,
+        member: str,
+        points: int,
+        reason: str,
+        at: datetime,
+        key: str,
+        expires_at: datetime | None,
+    ) -> int:
+        """One award (see :meth:`award_seq`): the path every credit takes."""
         keys = self._keys
-        parent = self._parent
+        known = keys.get(key)
+        if known is not None:
+            self._check_replay(key, known, _CREDIT, member, points, reason)
+            return known
+        if type(points) is not int or points <= 0:
+            _check_points(points)
+        if type(key) is not str or not key or key.startswith(RESERVED_KEY_PREFIX):
+            _check_key(key)
+        if type(at) is not datetime or at.tzinfo is None:
+            _check_at("at", at)
+        expires_utc = None
+        if expires_at is not None:
+            _check_at("expires_at", expires_at)
+            expires_utc = _utc(expires_at)
+            # UTC against any zone compares instants (only same-tzinfo pairs
+            # compare wall clocks)
+            if expires_utc <= at:
+                raise ModelError("expires_at must be later than the time of the award")
+        account = member
+        if account in self._parent:
+            account = self._root(account)
         records = self._accounts_by_id
-        caps = self._caps
-        children = self._children
-        days = self._days
+        record = records.get(account)
+        if record is None:
+            record = records[account] = _Account()
+        granted = points
+        cap = self._caps.get(reason)
+        if cap is not None:
+            if account in self._children:
+                granted = self._apply_cap(record, account, reason, at, points, cap)
+            else:  # _apply_cap, inlined for the common case
+                days = self._days
+                slot = (reason, days.current if days.start <= at < days.end else days.day(at))
+                used_map = record.cap_used
+                if used_map is None:
+                    used_map = record.cap_used = {}
+                used = used_map.get(slot, 0)
+                granted = cap - used
+                if granted > points:
+                    granted = points
+                if granted > 0:
+                    used_map[slot] = used + granted
+            if granted <= 0:
+                keys[key] = -1
+                self._capped[key] = (_CREDIT, member, points, reason)
+                return -1
         rows = self._rows
-        push_row = rows.append
-        for member, points, reason, at, key, expires_at in awards:
-            known = keys.get(key)
-            if known is not None:
-                self._check_replay(key, known, _CREDIT, member, points, reason)
-                out(known)
-                continue
-            if type(points) is not int or points <= 0:
-                _check_points(points)
-            if type(key) is not str or not key or key.startswith(RESERVED_KEY_PREFIX):
-                _check_key(key)
-            if type(at) is not datetime or at.tzinfo is None:
-                _check_at("at", at)
-            expires_utc = None
-            if expires_at is not None:
-                _check_at("expires_at", expires_at)
-                expires_utc = _utc(expires_at)
-                # UTC against any zone compares instants (only same-tzinfo pairs
-                # compare wall clocks)
-                if expires_utc <= at:
-                    raise ModelError("expires_at must be later than the time of the award")
-            account = member
-            if account in parent:
-                account = self._root(account)
-            record = records.get(account)
-            if record is None:
-                record = records[account] = _Account()
-            granted = points
-            cap = caps.get(reason)
-            if cap is not None:
-                if account in children:
-                    granted = self._apply_cap(record, account, reason, at, points, cap)
-                else:  # _apply_cap, inlined for the common case
-                    slot = (reason, days.current if days.start <= at < days.end else days.day(at))
-                    used_map = record.cap_used
-                    if used_map is None:
-                        used_map = record.cap_used = {}
-                    used = used_map.get(slot, 0)
-                    granted = cap - used
-                    if granted > points:
-                        granted = points
-                    if granted > 0:
-                        used_map[slot] = used + granted
-                if granted <= 0:
-                    keys[key] = -1
-                    self._capped[key] = (_CREDIT, member, points, reason)
-                    out(-1)
-                    continue
-            seq = len(rows)
-            push_row((account, _CREDIT, granted, reason, at, key, points, expires_at))
-            record.seqs.append(seq)
-            record.balance += granted
-            record.credited += granted
-            if record.open is not None:
-                record.open.append(seq)
-            if expires_utc is not None:
-                heapq.heappush(self._expiry_heap, (expires_utc, seq))
-            keys[key] = seq
-            if account != member:
-                self._requested[seq] = member
-            out(seq)
-        return written
+        seq = len(rows)
+        rows.append((account, _CREDIT, granted, reason, at, key, points, expires_at))
+        record.seqs.append(seq)
+        record.balance += granted
+        record.credited += granted
+        if record.open is not None:
+            record.open.append(seq)
+        if expires_utc is not None:
+            heapq.heappush(self._expiry_heap, (expires_utc, seq))
+        keys[key] = seq
+        if account != member:
+            self._requested[seq] = member
+        return seq
 
     def entry_at(self, seq: int) -> Entry:
         """The entry at position ``seq`` (see :meth:`award_seq`)."""

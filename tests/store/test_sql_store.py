@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from communitykit.store import Batch, SQLiteStore, SQLStore, StoreError, _sql, open_store
-from communitykit.store._schema import METADATA, SCHEMA_VERSION, events
+from communitykit.store._schema import METADATA, SCHEMA_VERSION, events, states
 
 from .test_store_contract import full_batch, sample_entries, snapshot
 
@@ -227,7 +227,7 @@ def test_bulk_writes_follow_the_dialects_parameter_style(paramstyle: str) -> Non
     with engine.begin() as conn:
         METADATA.create_all(conn)
         _sql._EVENTS.run(conn, rows)
-        _sql._DELETE_STATES.run(conn, [("nobody",)])
+        _sql._DELETE_META.run(conn, [("nobody",)])
         stored = conn.execute(
             sa.select(
                 events.c.platform,
@@ -241,6 +241,28 @@ def test_bulk_writes_follow_the_dialects_parameter_style(paramstyle: str) -> Non
         ).all()
     engine.dispose()
     assert [tuple(row) for row in stored] == rows
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["on-conflict", "delete-then-insert"])
+@pytest.mark.parametrize("paramstyle", ["qmark", "named"])
+def test_state_upserts_replace_the_row_of_a_member(
+    paramstyle: str, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not native:  # a dialect without ON CONFLICT
+        monkeypatch.setattr(_sql._STATES, "_native", {})
+    engine = sa.create_engine("sqlite://", paramstyle=paramstyle)
+    first = [("m1", "newcomer", "2026-03-01T00:00:00+00:00", None, None, 1, 0)]
+    second = [
+        ("m1", "regular", "2026-03-02T00:00:00+00:00", None, "2026-03-02T00:00:00+00:00", 9, 2),
+        ("m2", "newcomer", "2026-03-02T00:00:00+00:00", None, None, 0, 0),
+    ]
+    with engine.begin() as conn:
+        METADATA.create_all(conn)
+        _sql._STATES.run(conn, first)
+        _sql._STATES.run(conn, second)
+        stored = conn.execute(sa.select(states).order_by(states.c.member_id)).all()
+    engine.dispose()
+    assert [tuple(row) for row in stored] == second
 
 
 def test_bulk_writes_fall_back_to_execute_when_sqlalchemy_must_process_values(

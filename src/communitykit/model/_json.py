@@ -435,20 +435,49 @@ class JSONRecord:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: ``type``, the fields in declaration order, then the extras."""
         out: dict[str, Any] = {_TYPE: self.TYPE}
-        for spec in field_specs(type(self)):
-            value = getattr(self, spec.name)
-            if not spec.is_default(value):
-                out[spec.name] = None if value is None else spec.codec.encode(value)
-        out.update((key, _thaw(value)) for key, value in self.extra.items())
+        for name, encode, has_default, default in _write_plan(type(self)):
+            value = getattr(self, name)
+            if value is None:
+                if not has_default or default is not None:
+                    out[name] = None
+            elif not has_default or default is None or value != default:
+                out[name] = value if encode is None else encode(value)
+        if self.extra:
+            out.update((key, _thaw(value)) for key, value in self.extra.items())
         return out
 
     def to_json(self) -> str:
         """The JSON object on one line, non-ASCII text kept as is."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        return _ENCODE(self.to_dict())
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+# per record class: (field, encoder or None when the value is its own JSON, has a
+# default, the default value); what to_dict runs through
+_Plan = tuple[tuple[str, Callable[[Any], Any] | None, bool, object], ...]
+_PLANS: dict[type, _Plan] = {}
+
+
+def _write_plan(cls: type) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple(
+            (
+                spec.name,
+                None if isinstance(spec.codec, _Str | _Int) else spec.codec.encode,
+                spec.default is not None,
+                None if spec.default is None else spec.default(),
+            )
+            for spec in field_specs(cls)
+        )
+    return plan
 
 
 def check_extra_keys(instance: JSONRecord, attribute: attrs.Attribute[Any], value: Any) -> None:
     """attrs validator: an extra field must not shadow ``type`` or a declared field."""
+    if not value:
+        return
     taken = {_TYPE} | {spec.name for spec in field_specs(type(instance))}
     for key in value:
         if key in taken:

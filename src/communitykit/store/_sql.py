@@ -14,6 +14,7 @@ duplicates; when one fails, the store finds out which and says so.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
@@ -184,7 +185,43 @@ _ENTRIES = _Bulk.insert(
         "lots",
     ),
 )
-_STATES = _Bulk.insert(
+
+
+class _Upsert:
+    """Insert rows, replacing those whose key is taken: one ``INSERT ... ON CONFLICT
+    DO UPDATE`` where the dialect has it (SQLite, PostgreSQL), else a delete of the
+    keys then an insert."""
+
+    __slots__ = ("_delete", "_insert", "_native")
+
+    _DIALECTS = ("sqlite", "postgresql")
+
+    def __init__(self, table: sa.Table, names: tuple[str, ...], key: str) -> None:
+        self._insert = _Bulk.insert(table, names)
+        self._delete = _Bulk.delete(table, key)
+        self._native: dict[str, _Bulk] = {}
+        values: dict[str, Any] = {name: sa.bindparam(name) for name in names}
+        for name in self._DIALECTS:
+            module = importlib.import_module(f"sqlalchemy.dialects.{name}")
+            stmt = module.insert(table).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c[key]],
+                set_={n: stmt.excluded[n] for n in names if n != key},
+            )
+            self._native[name] = _Bulk(stmt, names)
+
+    def run(self, conn: sa.Connection, rows: list[Row]) -> None:
+        if not rows:
+            return
+        native = self._native.get(conn.dialect.name)
+        if native is not None:
+            native.run(conn, rows)
+            return
+        self._delete.run(conn, [(row[0],) for row in rows])
+        self._insert.run(conn, rows)
+
+
+_STATES = _Upsert(
     states,
     (
         "member_id",
@@ -195,6 +232,7 @@ _STATES = _Bulk.insert(
         "messages",
         "reactions_received",
     ),
+    "member_id",
 )
 _OUTBOX = _Bulk.insert(
     outbox,
@@ -213,7 +251,6 @@ _OUTBOX = _Bulk.insert(
 _META = _Bulk.insert(meta, ("key", "value"))
 _DELETE_IDENTITIES = _Bulk.delete(identities, "member_id")
 _DELETE_MEMBERS = _Bulk.delete(members, "member_id")
-_DELETE_STATES = _Bulk.delete(states, "member_id")
 _DELETE_META = _Bulk.delete(meta, "key")
 
 
@@ -358,7 +395,6 @@ class _Rows:
         _IDENTITIES.run(conn, self.identities)
         _LINKS.run(conn, self.links)
         _ENTRIES.run(conn, self.entries)
-        _DELETE_STATES.run(conn, [(row[0],) for row in self.states])
         _STATES.run(conn, self.states)
         _OUTBOX.run(conn, self.outbox)
         _DELETE_META.run(conn, [(row[0],) for row in self.meta])

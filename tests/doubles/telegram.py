@@ -1729,10 +1729,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", action="append", required=True, help="a valid bot token")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every window")
     args = parser.parse_args(argv)
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with TelegramDouble(tokens=args.token, time_scale=args.time_scale) as double:
-        print(f"Telegram double on {double.base_url} (Ctrl-C to stop)", flush=True)
+        print(f"Telegram double on {double.base_url} (Ctrl-C or SIGTERM to stop)", flush=True)
         with suppress(KeyboardInterrupt):
-            threading.Event().wait()
+            while not stop.wait(0.5):
+                pass
 
 
 if __name__ == "__main__":

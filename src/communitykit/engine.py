@@ -270,7 +270,6 @@ class Engine:
         self._notifying = asyncio.Lock()
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
-        self._ids: dict[tuple[str, str], str] = {}  # (platform, user id) -> member id
         self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any]]]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
@@ -292,11 +291,6 @@ class Engine:
             graph.add(member)
         # The link history stays in the store (CommunityApp.links reads it): with a
         # million members it would be most of the memory, and nothing needs it hot.
-        self._ids = {
-            (identity.platform, identity.user_id): member.member_id
-            for member in graph
-            for identity in member.identities
-        }
         ledger = Ledger.restore(self.store.load_entries(), self.community.timezone, self.daily_caps)
         self.graph = graph
         self.ledger = ledger
@@ -462,7 +456,7 @@ class Engine:
     def _member_for(
         self, platform: str, user: str, at: datetime, pending: _Pending, *, joining: bool = False
     ) -> Member:
-        member_id = self._ids.get((platform, user))
+        member_id = self.graph.member_id_of(platform, user)
         if member_id is not None:
             return self.graph.get(member_id)
         identity = PlatformIdentity(platform, user)
@@ -474,7 +468,6 @@ class Engine:
         )
         provenance = LinkProvenance(method=LinkMethod.JOINED, at=at)
         self.graph.add(member, provenance)
-        self._ids[(platform, user)] = member.member_id
         pending.batch.members[member.member_id] = member
         state = MemberState(member_id=member.member_id, tier=self.ladder.base.name, tier_since=at)
         self._live[member.member_id] = _LiveState(state)
@@ -490,7 +483,7 @@ class Engine:
         at = event.at
         kind = event.TYPE
         platform = event.platform
-        member_id = self._ids.get((platform, event.user))
+        member_id = self.graph.member_id_of(platform, event.user)
         member: Member | None = None
         if member_id is None or kind in _MEMBERSHIP_TYPES:
             member = self._member_for(
@@ -509,7 +502,7 @@ class Engine:
                 assert isinstance(event, ReactionAdded)
                 to_user = event.to_user
                 if to_user and to_user != event.user:
-                    author_id = self._ids.get((platform, to_user))
+                    author_id = self.graph.member_id_of(platform, to_user)
                     if author_id is None:
                         author_id = self._member_for(platform, to_user, at, pending).member_id
                     self._live[author_id].reactions_received += 1
@@ -532,7 +525,7 @@ class Engine:
             pending.notes.append(("communitykit_event_processed", note))
 
     def _member_of(self, platform: str, user: str) -> Member | None:
-        member_id = self._ids.get((platform, user))
+        member_id = self.graph.member_id_of(platform, user)
         return None if member_id is None else self.graph.get(member_id)
 
     def _apply_event_to_member(self, event: Event, member: Member, pending: _Pending) -> Member:
@@ -906,8 +899,6 @@ class Engine:
                         skipped += 1
                         continue
                     self.graph.add(member, provenance)
-                    for identity in member.identities:
-                        self._ids[(identity.platform, identity.user_id)] = member.member_id
                     pending.batch.members[member.member_id] = member
                     joined = member.joined_at or now
                     state = MemberState(

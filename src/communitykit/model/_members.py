@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, Self
 
 import attrs
 
@@ -92,12 +92,25 @@ def _non_empty(_instance: Any, attribute: Any, value: str) -> None:
         raise ModelError(f"{attribute.name} must be a non-empty string, got {value!r}")
 
 
-@attrs.frozen(order=True)
-class PlatformIdentity:
-    """A user on one platform: ``PlatformIdentity("telegram", "12345")``."""
+class _IdentityFields(NamedTuple):
+    platform: str
+    user_id: str
 
-    platform: str = attrs.field(validator=_non_empty)
-    user_id: str = attrs.field(validator=_non_empty)
+
+class PlatformIdentity(_IdentityFields):
+    """A user on one platform: ``PlatformIdentity("telegram", "12345")``.
+
+    Immutable, ordered and hashable; it is a ``(platform, user_id)`` tuple, so a
+    plain tuple finds it in a dictionary.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, platform: str, user_id: str) -> Self:
+        for name, value in (("platform", platform), ("user_id", user_id)):
+            if not isinstance(value, str) or not value:
+                raise ModelError(f"{name} must be a non-empty string, got {value!r}")
+        return super().__new__(cls, platform, user_id)
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.user_id}"
@@ -244,7 +257,8 @@ class IdentityGraph:
 
     def __init__(self, members: Iterable[Member] = ()) -> None:
         self._members: dict[str, Member] = {}
-        self._by_identity: dict[PlatformIdentity, str] = {}
+        # keyed by (platform, user id): a PlatformIdentity is that tuple
+        self._by_identity: dict[tuple[str, str], str] = {}
         self._links: list[IdentityLink] = []
         self._links_by_identity: dict[PlatformIdentity, list[IdentityLink]] = {}
         self._merges: dict[str, MergeRecord] = {}  # absorbed member id -> record
@@ -275,6 +289,10 @@ class IdentityGraph:
         """The member an identity belongs to, if any."""
         member_id = self._by_identity.get(identity)
         return None if member_id is None else self._members[member_id]
+
+    def member_id_of(self, platform: str, user_id: str) -> str | None:
+        """The id of the member ``platform:user_id`` belongs to, if any (no object built)."""
+        return self._by_identity.get((platform, user_id))
 
     def links(self, identity: PlatformIdentity | None = None) -> list[IdentityLink]:
         """The history of links, all of it or that of one identity."""

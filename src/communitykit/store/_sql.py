@@ -14,6 +14,7 @@ duplicates; when one fails, the store finds out which and says so.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import json
@@ -262,8 +263,14 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+# Equal instants read back share one datetime (immutable, 48 B each): members
+# imported together, a joining time that is also the tier's start, the credits
+# of one moment.
+_instant = functools.lru_cache(maxsize=4096)(datetime.fromisoformat)
+
+
 def _datetime(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else _instant(text)
 
 
 def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -423,10 +430,10 @@ def _entry(row: sa.Row[Any]) -> Entry:
         _KINDS[row.kind],
         row.points,
         _shared(row.reason),
-        datetime.fromisoformat(row.at),
+        _instant(row.at),
         row.idempotency_key,
         row.amount,
-        None if row.expires_at is None else datetime.fromisoformat(row.expires_at),
+        None if row.expires_at is None else _instant(row.expires_at),
         row.refers_to,
         row.unrecovered,
         () if row.lots is None else tuple((lot, points) for lot, points in json.loads(row.lots)),
@@ -463,7 +470,7 @@ def _state(row: sa.Row[Any]) -> MemberState:
     return MemberState(
         member_id=_shared(row.member_id),
         tier=_shared(row.tier),
-        tier_since=datetime.fromisoformat(row.tier_since),
+        tier_since=_instant(row.tier_since),
         below_since=_datetime(row.below_since),
         last_active_at=_datetime(row.last_active_at),
         messages=row.messages,

@@ -126,7 +126,6 @@ class _LiveState:
     __slots__ = (
         "below_since",
         "last_active_at",
-        "member_id",
         "messages",
         "reactions_received",
         "tier",
@@ -134,7 +133,6 @@ class _LiveState:
     )
 
     def __init__(self, state: MemberState) -> None:
-        self.member_id = state.member_id
         self.tier = state.tier
         self.tier_since = state.tier_since
         self.below_since = state.below_since
@@ -142,9 +140,9 @@ class _LiveState:
         self.messages = state.messages
         self.reactions_received = state.reactions_received
 
-    def snapshot(self) -> MemberState:
+    def snapshot(self, member_id: str) -> MemberState:
         return MemberState(
-            member_id=self.member_id,
+            member_id=member_id,
             tier=self.tier,
             tier_since=self.tier_since,
             below_since=self.below_since,
@@ -163,7 +161,7 @@ class _States(Mapping[str, MemberState]):
         self._live = live
 
     def __getitem__(self, member_id: str) -> MemberState:
-        return self._live[member_id].snapshot()
+        return self._live[member_id].snapshot(member_id)
 
     def __contains__(self, member_id: object) -> bool:
         return member_id in self._live
@@ -200,7 +198,8 @@ class _EventContext(RuleContext):
 
     @property
     def state(self) -> MemberState:
-        return self._engine._live[self._member_id].snapshot()
+        member_id = self._member_id
+        return self._engine._live[member_id].snapshot(member_id)
 
     @property
     def tier(self) -> Tier:
@@ -291,10 +290,18 @@ class Engine:
             graph.add(member)
         # The link history stays in the store (CommunityApp.links reads it): with a
         # million members it would be most of the memory, and nothing needs it hot.
-        ledger = Ledger.restore(self.store.load_entries(), self.community.timezone, self.daily_caps)
+        ledger = Ledger.restore(
+            self.store.load_entries(),
+            self.community.timezone,
+            self.daily_caps,
+            name=graph.canonical_id,  # one copy of each member id, the record's
+        )
         self.graph = graph
         self.ledger = ledger
-        self._live = {state.member_id: _LiveState(state) for state in self.store.load_states()}
+        self._live = {
+            graph.canonical_id(state.member_id): _LiveState(state)
+            for state in self.store.load_states()
+        }
         self._committed_entries = len(ledger)
         self._committed_links = graph.links_count()
         self._last_runs = {}
@@ -405,7 +412,7 @@ class Engine:
     def _commit(self, pending: _Pending) -> list[Entry]:
         if pending.dirty:
             live = self._live
-            pending.batch.states.update((m, live[m].snapshot()) for m in sorted(pending.dirty))
+            pending.batch.states.update((m, live[m].snapshot(m)) for m in sorted(pending.dirty))
             pending.dirty.clear()
         entries = self.ledger.entries_from(self._committed_entries)
         pending.batch.entries = entries

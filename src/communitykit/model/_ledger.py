@@ -32,7 +32,7 @@ The ledger never reads the clock: every operation is given its time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -283,18 +283,22 @@ class Ledger:
         entries: Iterable[Entry],
         timezone: str | tzinfo = "UTC",
         daily_caps: Mapping[str, int] | None = None,
+        *,
+        name: Callable[[str], str] | None = None,
     ) -> Ledger:
         """Rebuild a ledger from its entries (as a store gives them back), in order.
 
         Balances, lots, caps used, pending and reversal state, and idempotency keys
-        come back as they were. Entry ids must run ``e0, e1, ...``.
+        come back as they were. Entry ids must run ``e0, e1, ...``. ``name`` maps
+        an entry's member id to an equal string to keep (the one the member
+        record holds), so a million accounts do not hold a second copy of each id.
         """
         ledger = cls(timezone, daily_caps)
         for entry in entries:
-            ledger._restore_one(entry)
+            ledger._restore_one(entry, entry.member if name is None else name(entry.member))
         return ledger
 
-    def _restore_one(self, entry: Entry) -> None:
+    def _restore_one(self, entry: Entry, member: str) -> None:
         seq = len(self._rows)
         if entry.entry_id != f"e{seq}":
             raise ModelError(
@@ -307,7 +311,7 @@ class Ledger:
             else _NO_AUX
         )
         self._append(
-            entry.member,
+            member,
             kind,
             entry.points,
             entry.reason,
@@ -330,12 +334,12 @@ class Ledger:
             consumed[lot] = consumed.get(lot, 0) + part
         refers = None if entry.refers_to is None else self._seq(entry.refers_to)
         if kind == _CREDIT:
-            self._accounts_by_id[entry.member].credited += entry.points
+            self._accounts_by_id[member].credited += entry.points
             if entry.expires_at is not None:
                 heapq.heappush(self._expiry_heap, (_utc(entry.expires_at), seq))
             cap = self._caps.get(entry.reason)
             if cap is not None:
-                record = self._accounts_by_id[entry.member]
+                record = self._accounts_by_id[member]
                 if record.cap_used is None:
                     record.cap_used = {}
                 slot = (entry.reason, self._days.day(entry.at))
@@ -588,7 +592,10 @@ class Ledger:
         rows = self._rows
         seq = len(rows)
         rows.append((account, _CREDIT, granted, reason, at, key, points, expires_at))
-        record.seqs.append(seq)
+        if record.seqs:
+            record.seqs.append(seq)
+        else:
+            record.seqs = [seq]  # room for one, not the four a first append reserves
         record.balance += granted
         record.credited += granted
         if record.open is not None:
@@ -996,7 +1003,10 @@ class Ledger:
         if aux is not _NO_AUX:
             self._aux[seq] = aux
         record = self._record(account)
-        record.seqs.append(seq)
+        if record.seqs:
+            record.seqs.append(seq)
+        else:
+            record.seqs = [seq]  # room for one, not the four a first append reserves
         record.balance += points
         return seq
 

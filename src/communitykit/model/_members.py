@@ -290,6 +290,11 @@ class IdentityGraph:
         member_id = self._by_identity.get(identity)
         return None if member_id is None else self._members[member_id]
 
+    def canonical_id(self, member_id: str) -> str:
+        """The id string the member record holds, equal to ``member_id`` (for sharing)."""
+        member = self._members.get(member_id)
+        return member_id if member is None else member.member_id
+
     def member_id_of(self, platform: str, user_id: str) -> str | None:
         """The id of the member ``platform:user_id`` belongs to, if any (no object built)."""
         return self._by_identity.get((platform, user_id))

@@ -409,8 +409,9 @@ class _Rows:
 
 
 # Strings read back from rows are new objects each time; a million members would
-# hold a million copies of "console", of each tier and reason, and three copies
-# of every member id. Interned, each exists once.
+# hold a million copies of "console" and of each tier and reason. Interned, each
+# exists once. Member ids are not interned (the interpreter's table would hold an
+# entry for each): the engine keeps the member record's copy wherever it needs one.
 _shared = sys.intern
 
 
@@ -426,7 +427,7 @@ def _tags(text: str) -> frozenset[str]:
 def _entry(row: sa.Row[Any]) -> Entry:
     return Entry(
         row.entry_id,
-        _shared(row.member),
+        row.member,
         _KINDS[row.kind],
         row.points,
         _shared(row.reason),
@@ -444,7 +445,7 @@ def _member(member_id: str, rows: Iterable[sa.Row[Any]]) -> Member:
     found = list(rows)
     first = found[0]
     return Member(
-        member_id=_shared(member_id),
+        member_id=member_id,
         identities=tuple(PlatformIdentity(_shared(row.platform), row.user_id) for row in found),
         display_name=first.display_name,
         joined_at=_datetime(first.joined_at),
@@ -468,7 +469,7 @@ def _link(row: sa.Row[Any]) -> IdentityLink:
 
 def _state(row: sa.Row[Any]) -> MemberState:
     return MemberState(
-        member_id=_shared(row.member_id),
+        member_id=row.member_id,
         tier=_shared(row.tier),
         tier_since=_instant(row.tier_since),
         below_since=_datetime(row.below_since),

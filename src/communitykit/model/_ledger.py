@@ -32,7 +32,7 @@ The ledger never reads the clock: every operation is given its time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -214,9 +214,28 @@ class _Account:
     def __init__(self) -> None:
         self.balance = 0
         self.credited = 0  # every credit ever, an upper bound of qualifying points
-        self.seqs: list[int] = []  # positions of this account's entries
+        # positions of this account's entries: most accounts have one, kept as a
+        # bare int (a list costs 64 B more); see _positions and _add_position
+        self.seqs: int | list[int] | None = None
         self.open: list[int] | None = None  # credits that may have points left, once needed
         self.cap_used: dict[tuple[str, date], int] | None = None  # once a cap applies
+
+
+def _positions(record: _Account) -> Sequence[int]:
+    seqs = record.seqs
+    if seqs is None:
+        return ()
+    return (seqs,) if isinstance(seqs, int) else seqs
+
+
+def _add_position(record: _Account, seq: int) -> None:
+    seqs = record.seqs
+    if seqs is None:
+        record.seqs = seq
+    elif isinstance(seqs, int):
+        record.seqs = [seqs, seq]
+    else:
+        seqs.append(seq)
 
 
 class Ledger:
@@ -394,7 +413,7 @@ class Ledger:
     def account_entries(self, account: str) -> list[Entry]:
         """The entries written to ``account`` itself, not to accounts merged into it."""
         record = self._accounts_by_id.get(account)
-        return [] if record is None else [self._entry(seq) for seq in record.seqs]
+        return [] if record is None else [self._entry(seq) for seq in _positions(record)]
 
     def members(self) -> list[str]:
         """Every account that has at least one entry."""
@@ -592,10 +611,7 @@ class Ledger:
         rows = self._rows
         seq = len(rows)
         rows.append((account, _CREDIT, granted, reason, at, key, points, expires_at))
-        if record.seqs:
-            record.seqs.append(seq)
-        else:
-            record.seqs = [seq]  # room for one, not the four a first append reserves
+        _add_position(record, seq)
         record.balance += granted
         record.credited += granted
         if record.open is not None:
@@ -929,8 +945,8 @@ class Ledger:
         accounts = self._accounts(person)
         if len(accounts) == 1:
             record = records.get(person)
-            return [] if record is None else list(record.seqs)
-        return sorted(seq for a in accounts if a in records for seq in records[a].seqs)
+            return [] if record is None else list(_positions(record))
+        return sorted(seq for a in accounts if a in records for seq in _positions(records[a]))
 
     def _check_replay(
         self, key: str, seq: int, kind: str, subject: str, points: int, reason: str
@@ -1003,10 +1019,7 @@ class Ledger:
         if aux is not _NO_AUX:
             self._aux[seq] = aux
         record = self._record(account)
-        if record.seqs:
-            record.seqs.append(seq)
-        else:
-            record.seqs = [seq]  # room for one, not the four a first append reserves
+        _add_position(record, seq)
         record.balance += points
         return seq
 
@@ -1051,7 +1064,7 @@ class Ledger:
             record = self._accounts_by_id.get(account)
             if record is None:
                 continue
-            candidates = record.seqs if record.open is None else record.open
+            candidates = _positions(record) if record.open is None else record.open
             lots = [s for s in candidates if rows[s][1] == _CREDIT and left(s) > 0]
             record.open = lots
             found.extend(lots)

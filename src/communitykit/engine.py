@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -316,6 +317,11 @@ class Engine:
             anchor = self.clock.now()
             self.store.commit(Batch(meta={"schedule:tier_review": anchor.isoformat()}))
             self._last_runs["tier_review"] = anchor
+        # The loaded state lives as long as the engine: moved out of the collector's
+        # sight, a full collection no longer walks every member and entry (tens of
+        # milliseconds on the path of whichever event triggered it). It holds no
+        # reference cycles, so what a later load replaces is still freed.
+        gc.freeze()
 
     # ------------------------------------------------------------------ queries
 

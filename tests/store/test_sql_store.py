@@ -97,8 +97,34 @@ def test_connections_use_wal_and_enforce_foreign_keys(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
             assert (conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) > 0
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
     finally:
         store.close()
+
+
+def test_commits_leave_checkpoints_to_the_background_and_close_empties_the_log(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "community.db"
+    wal = tmp_path / "community.db-wal"
+    store = SQLiteStore(path)
+    store.open()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer._stopping.set()  # hold the background rounds: this test runs them
+    checkpointer._thread.join()
+    try:
+        store.commit(full_batch())
+        logged = wal.stat().st_size
+        assert logged > 0  # the commit is in the log, not yet in the database file
+        with sqlite3.connect(path) as raw:  # another process reads it all the same
+            assert raw.execute("SELECT count(*) FROM ck_events").fetchone()[0] > 0
+        checkpointer.checkpoint()
+        assert wal.stat().st_size == logged  # passive: copies frames, keeps the file
+    finally:
+        store.close()
+    assert not wal.exists() or wal.stat().st_size == 0  # truncated at close
+    assert store._checkpointer is None
 
 
 def test_a_file_in_a_missing_directory_cannot_be_opened(tmp_path: Path) -> None:

@@ -122,7 +122,14 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     async def stop(self) -> None:
-        """Stop receiving; release connections. Idempotent."""
+        """Stop receiving updates. Idempotent.
+
+        The adapter may still be asked to perform actions (the outbox drains
+        after every adapter has stopped), until :meth:`close`.
+        """
+
+    async def close(self) -> None:  # noqa: B027 - optional, nothing to do by default
+        """Release connections once nothing more will be performed. Idempotent."""
 
     @abc.abstractmethod
     async def perform(self, action: Action) -> Receipt:

@@ -179,7 +179,11 @@ class CommunityApp:
         log.info("community.started", community=self.config.community.name)
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
-        """Stop taking events, deliver what is due (up to ``drain_timeout`` s), close."""
+        """Stop taking events, deliver what is due (up to ``drain_timeout`` s), close.
+
+        Adapters stop receiving first, then the outbox drains through them, then
+        they close.
+        """
         if self._engine is None:
             return
         for adapter in self.adapters.values():
@@ -192,7 +196,13 @@ class CommunityApp:
                 await asyncio.wait_for(self.dispatcher.drain(), timeout=drain_timeout)
             except TimeoutError:
                 log.warning("community.drain_timeout", seconds=drain_timeout)
+        await self.dispatcher.aclose()  # what the drain did not finish stays in the outbox
         await self._stop_dispatcher()
+        for adapter in self.adapters.values():
+            try:
+                await adapter.close()
+            except Exception as exc:  # closing must go on
+                log.warning("adapter.close_failed", platform=adapter.platform, error=repr(exc))
         self._running = False
         self.close()
 

@@ -19,6 +19,7 @@ The engine reads the time only from the clock it is given.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import gc
 import random
@@ -73,7 +74,7 @@ from communitykit.model import (
 from communitykit.plugins import Plugins
 from communitykit.store import Batch, OutboxItem, Store
 
-__all__ = ["Dispatcher", "Engine", "ProcessResult"]
+__all__ = ["BULK_SOURCE_PREFIX", "Dispatcher", "Engine", "ProcessResult", "is_bulk", "lane_of"]
 
 log = structlog.get_logger("communitykit.engine")
 
@@ -945,8 +946,36 @@ def _tier_state(state: _LiveState) -> TierState:
 # ------------------------------------------------------------------------ dispatch
 
 
+#: The ``source`` prefix of actions a broadcast decided: bulk work, delivered behind
+#: everything else (replies, moderation) and never in its way.
+BULK_SOURCE_PREFIX = "broadcast:"
+
+
+def is_bulk(action: Action) -> bool:
+    """Whether ``action`` is bulk work (part of a broadcast); adapters pace it lower."""
+    return action.source.startswith(BULK_SOURCE_PREFIX)
+
+
+def lane_of(action: Action) -> tuple[str, str]:
+    """The queue an action is delivered in: its chat, or the member for a direct message.
+
+    Actions of one lane are delivered one after another, in the order they were
+    decided; lanes are delivered side by side.
+    """
+    if isinstance(action, SendDirectMessage) or action.group is None:
+        return (action.platform, f"user:{action.user}")
+    return (action.platform, f"group:{action.group}")
+
+
 class Dispatcher:
-    """Delivers the outbox through the adapters, in order, with retries."""
+    """Delivers the outbox through the adapters, with retries.
+
+    Each lane (a chat, or one member's direct messages) is delivered in order;
+    up to ``concurrency`` lanes are delivered at once, so the adapters' own pacing
+    (``communitykit.http``), not a round trip at a time, sets the pace. Bulk lanes
+    (:func:`is_bulk`) have ``concurrency`` slots of their own: an action decided
+    while a broadcast is being delivered never waits for a broadcast's slot.
+    """
 
     def __init__(
         self,
@@ -957,6 +986,7 @@ class Dispatcher:
         clock: Clock,
         max_attempts: int = 8,
         max_backoff: float = 300.0,
+        concurrency: int = 64,
     ) -> None:
         self.store = store
         self.adapters = dict(adapters)
@@ -964,10 +994,15 @@ class Dispatcher:
         self.clock = clock
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
+        self.concurrency = concurrency
         self._wake = asyncio.Event()
-        # One delivery round at a time: the background loop and an explicit
-        # deliver() must never both take the same due action.
-        self._delivering = asyncio.Lock()
+        self._inflight: set[str] = set()  # ids of actions taken for delivery
+        self._lanes: dict[tuple[str, str], collections.deque[OutboxItem]] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._bulk_slots = asyncio.Semaphore(concurrency)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def wake(self) -> None:
         """New actions are in the outbox."""
@@ -978,13 +1013,50 @@ class Dispatcher:
         jitter = random.Random(f"{action_id}:{attempts}").uniform(0.5, 1.0)
         return min(self.max_backoff, float(2**attempts)) * jitter
 
+    def _take_due(self, limit: int) -> int:
+        """Queue the due actions not already taken; returns how many were taken."""
+        taken = 0
+        for item in self.store.due_actions(self.clock.now(), limit + len(self._inflight)):
+            action_id = item.action.action_id
+            if action_id in self._inflight:
+                continue
+            self._inflight.add(action_id)
+            lane = lane_of(item.action)
+            self._lanes.setdefault(lane, collections.deque()).append(item)
+            if lane not in self._workers:
+                self._workers[lane] = asyncio.ensure_future(self._work(lane))
+                self._idle.clear()
+            taken += 1
+            if taken >= limit:
+                break
+        return taken
+
+    async def _work(self, lane: tuple[str, str]) -> None:
+        queue = self._lanes[lane]
+        try:
+            async with self._bulk_slots if is_bulk(queue[0].action) else self._slots:
+                while queue:
+                    item = queue[0]
+                    try:
+                        delivered = await self._deliver(item)
+                    finally:
+                        queue.popleft()
+                        self._inflight.discard(item.action.action_id)
+                    if not delivered:  # rescheduled: what follows in the lane waits too
+                        for later in queue:
+                            self._inflight.discard(later.action.action_id)
+                        queue.clear()
+        finally:
+            del self._lanes[lane]
+            del self._workers[lane]
+            if not self._workers:
+                self._idle.set()
+
     async def deliver_due(self, limit: int = 500) -> int:
         """Deliver what is due now; returns how many actions were attempted."""
-        async with self._delivering:
-            items = self.store.due_actions(self.clock.now(), limit)
-            for item in items:
-                await self._deliver(item)
-            return len(items)
+        taken = self._take_due(limit)
+        await self._idle.wait()
+        return taken
 
     async def drain(self, *, until: datetime | None = None) -> int:
         """Deliver until nothing is due at the clock's time (or ``until``)."""
@@ -997,7 +1069,8 @@ class Dispatcher:
             if until is not None and self.clock.now() >= until:
                 return total
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> bool:
+        """Attempt one action; False when it was rescheduled (its lane pauses)."""
         action = item.action
         adapter = self.adapters.get(action.platform)
         now = self.clock.now()
@@ -1005,14 +1078,14 @@ class Dispatcher:
             reason = f"no adapter for platform {action.platform!r} is running"
             self.store.reschedule(action.action_id, reason, now + timedelta(seconds=60))
             log.warning("action.no_adapter", action_id=action.action_id, platform=action.platform)
-            return
+            return False
         if not adapter.capabilities.can(action.TYPE):
             reason = f"{action.platform} cannot perform {action.TYPE}"
             self.store.mark_failed(action.action_id, reason, now)
             await self.plugins.notify(
                 "communitykit_action_failed", action=action, reason=reason, permanent=True
             )
-            return
+            return True
         try:
             receipt = await adapter.perform(action)
         except PermanentFailure as exc:
@@ -1021,16 +1094,16 @@ class Dispatcher:
             await self.plugins.notify(
                 "communitykit_action_failed", action=action, reason=exc.reason, permanent=True
             )
-            return
+            return True
         except Exception as exc:
             reason = exc.reason if isinstance(exc, TransientFailure) else f"{type(exc).__name__}"
             retry_after = exc.retry_after if isinstance(exc, TransientFailure) else None
-            await self._retry_later(item, reason, retry_after)
-            return
+            return await self._retry_later(item, reason, retry_after)
         self.store.mark_delivered(action.action_id, receipt.platform_message_id, self.clock.now())
         await self.plugins.notify("communitykit_action_delivered", action=action, receipt=receipt)
+        return True
 
-    async def _retry_later(self, item: OutboxItem, reason: str, retry_after: float | None) -> None:
+    async def _retry_later(self, item: OutboxItem, reason: str, retry_after: float | None) -> bool:
         action = item.action
         attempts = item.attempts + 1
         permanent = attempts >= self.max_attempts
@@ -1053,19 +1126,37 @@ class Dispatcher:
         await self.plugins.notify(
             "communitykit_action_failed", action=action, reason=reason, permanent=permanent
         )
+        return permanent
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set, sleeping until the next action is due."""
-        while not stop.is_set():
-            await self.drain()
-            self._wake.clear()
-            due = self.store.next_due()
-            timeout = 1.0
-            if due is not None:
-                timeout = max(0.0, min(1.0, (due - self.clock.now()).total_seconds()))
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+        """Deliver until ``stop`` is set, taking actions as they fall due or are decided."""
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                self._take_due(500)
+                due = self.store.next_due()
+                timeout = 1.0
+                if due is not None:
+                    timeout = max(0.0, min(1.0, (due - self.clock.now()).total_seconds()))
+                    if timeout == 0.0 and self._inflight:
+                        timeout = 0.05  # what is due is being delivered: look again soon
+                waiters = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                try:
+                    await asyncio.wait(
+                        waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+        finally:
+            await self._idle.wait()  # a lane in the middle of a delivery finishes it
+
+    async def aclose(self) -> None:
+        """Cancel deliveries still running (after a drain ran out of time)."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -9,6 +9,7 @@ The public API is what this module exports; everything in a module whose name
 starts with an underscore is internal.
 """
 
+from communitykit._broadcast import BroadcastError, BroadcastPlan, BroadcastReport
 from communitykit._clock import (
     Clock,
     SimulatedClock,
@@ -144,6 +145,9 @@ __all__ = [
     "Award",
     "AwardPoints",
     "Ban",
+    "BroadcastError",
+    "BroadcastPlan",
+    "BroadcastReport",
     "Campaign",
     "CampaignType",
     "Capabilities",

@@ -89,7 +89,16 @@ class DeliveryFailed(CommunityKitError):
 
 
 class PermanentFailure(DeliveryFailed):
-    """Retrying will not help (the user blocked the bot, the chat is gone)."""
+    """Retrying will not help (the user blocked the bot, the chat is gone).
+
+    ``unreachable`` says the target itself cannot be reached (blocked by the user,
+    never started the bot, the chat is gone), as opposed to an action the platform
+    refused; a broadcast counts these apart.
+    """
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        self.unreachable = unreachable
+        super().__init__(reason)
 
 
 class TransientFailure(DeliveryFailed):

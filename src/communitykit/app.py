@@ -21,6 +21,14 @@ from typing import Any
 
 import structlog
 
+from communitykit._broadcast import (
+    BroadcastPlan,
+    BroadcastReport,
+    broadcast_id_for,
+    plan_broadcast,
+    report_broadcast,
+    segment_members,
+)
 from communitykit._clock import Clock, SystemClock
 from communitykit._errors import CommunityKitError
 from communitykit._plugin_types import Adapter, Campaign, PlatformSettings, Rule
@@ -240,6 +248,46 @@ class CommunityApp:
     async def deliver(self) -> int:
         """Deliver every outbox action due now; returns how many were attempted."""
         return await self.dispatcher.drain()
+
+    async def broadcast(
+        self,
+        text: str,
+        *,
+        segment: str = "all",
+        platform: str | None = None,
+        broadcast_id: str | None = None,
+    ) -> tuple[BroadcastPlan, int]:
+        """Queue a direct message to every reachable member of ``segment``.
+
+        Returns the plan and how many of its messages were newly queued: running
+        the same broadcast again (same id; by default the id derives from the
+        segment, platform and text) queues only what is missing, and never sends
+        twice to one member. :meth:`deliver` (or a running community) sends them.
+        """
+        engine = self.engine
+        broadcast_id = broadcast_id or broadcast_id_for(segment, text, platform)
+        members = segment_members(segment, engine.graph, engine.states)
+        plan = plan_broadcast(
+            broadcast_id=broadcast_id,
+            text=text,
+            members=members,
+            capabilities=engine.capabilities,
+            platform=platform,
+        )
+        queued = await engine.queue_actions(plan.actions)
+        log.info(
+            "broadcast.queued",
+            broadcast_id=broadcast_id,
+            segment=segment,
+            members=plan.members,
+            messages=len(plan.actions),
+            queued=queued,
+        )
+        return plan, queued
+
+    def broadcast_report(self, broadcast_id: str) -> BroadcastReport:
+        """Where broadcast ``broadcast_id`` stands: delivered, unreachable, failed, pending."""
+        return report_broadcast(broadcast_id, self.store.outbox())
 
     # ------------------------------------------------------------------ queries
 

@@ -74,7 +74,15 @@ from communitykit.model import (
 from communitykit.plugins import Plugins
 from communitykit.store import Batch, OutboxItem, Store
 
-__all__ = ["BULK_SOURCE_PREFIX", "Dispatcher", "Engine", "ProcessResult", "is_bulk", "lane_of"]
+__all__ = [
+    "BULK_SOURCE_PREFIX",
+    "UNREACHABLE",
+    "Dispatcher",
+    "Engine",
+    "ProcessResult",
+    "is_bulk",
+    "lane_of",
+]
 
 log = structlog.get_logger("communitykit.engine")
 
@@ -895,6 +903,25 @@ class Engine:
             self._commit(pending)
         return entries
 
+    async def queue_actions(self, actions: Sequence[Action], *, chunk: int = 5000) -> int:
+        """Put actions decided outside any event (a broadcast) in the outbox.
+
+        Actions already in the outbox (by id) are left alone, so queuing the same
+        actions again only adds what is missing. Returns how many were added.
+        """
+        added = 0
+        async with self._lock:
+            for start in range(0, len(actions), chunk):
+                part = actions[start : start + chunk]
+                known = self.store.known_actions([a.action_id for a in part])
+                pending = self._pending(self.clock.now())
+                for action in part:
+                    if action.action_id not in known:
+                        self._queue_action(action, pending)
+                added += len(pending.batch.actions)
+                self._commit(pending)
+        return added
+
     async def import_members(
         self, members: Sequence[Member], provenance: LinkProvenance
     ) -> tuple[int, int]:
@@ -945,6 +972,9 @@ def _tier_state(state: _LiveState) -> TierState:
 
 # ------------------------------------------------------------------------ dispatch
 
+
+#: How the outbox's error of an action whose target is unreachable begins.
+UNREACHABLE = "unreachable: "
 
 #: The ``source`` prefix of actions a broadcast decided: bulk work, delivered behind
 #: everything else (replies, moderation) and never in its way.
@@ -1089,10 +1119,11 @@ class Dispatcher:
         try:
             receipt = await adapter.perform(action)
         except PermanentFailure as exc:
-            self.store.mark_failed(action.action_id, exc.reason, self.clock.now())
-            log.info("action.failed", action_id=action.action_id, reason=exc.reason)
+            reason = f"{UNREACHABLE}{exc.reason}" if exc.unreachable else exc.reason
+            self.store.mark_failed(action.action_id, reason, self.clock.now())
+            log.info("action.failed", action_id=action.action_id, reason=reason)
             await self.plugins.notify(
-                "communitykit_action_failed", action=action, reason=exc.reason, permanent=True
+                "communitykit_action_failed", action=action, reason=reason, permanent=True
             )
             return True
         except Exception as exc:

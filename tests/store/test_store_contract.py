@@ -467,6 +467,14 @@ def test_an_action_id_already_in_the_outbox_is_refused(store: Store) -> None:
     _refused(store, batch, "'a-1' is already in the outbox")
 
 
+def test_known_actions_are_those_in_the_outbox_whatever_their_status(store: Store) -> None:
+    store.commit(full_batch())
+    ids = [a.action_id for a in sample_actions()]
+    store.mark_failed(ids[0], "gone", T0)
+    assert store.known_actions([*ids, "a-nope", ids[0]]) == set(ids)
+    assert store.known_actions([]) == set()
+
+
 def test_a_refused_batch_can_be_committed_once_corrected(store: Store) -> None:
     store.commit(full_batch())
     batch = _more(events=[_message("n-1"), sample_events()[0]])

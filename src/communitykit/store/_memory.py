@@ -172,6 +172,10 @@ class MemoryStore:
 
     # ------------------------------------------------------------------- outbox
 
+    def known_actions(self, action_ids: Sequence[str]) -> set[str]:
+        self._require()
+        return {action_id for action_id in action_ids if action_id in self._positions}
+
     def due_actions(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
         self._require()
         due: list[OutboxItem] = []

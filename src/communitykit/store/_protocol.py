@@ -135,6 +135,9 @@ class Store(Protocol):
     def due_actions(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
         """Pending actions whose next attempt is due at ``now``, oldest first."""
 
+    def known_actions(self, action_ids: Sequence[str]) -> set[str]:
+        """Which of these action ids are in the outbox already (whatever their status)."""
+
     def next_due(self) -> datetime | None:
         """When the earliest pending action is due (``None``: nothing pending)."""
 

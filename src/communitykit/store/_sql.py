@@ -777,6 +777,19 @@ class SQLStore:
         )
         return list(map(_outbox_item, self._stream(stmt)))
 
+    def known_actions(self, action_ids: Sequence[str]) -> set[str]:
+        """Which of these action ids are in the outbox already (whatever their status)."""
+        engine = self._require()
+        found: set[str] = set()
+        try:
+            with engine.connect() as conn:
+                for chunk in _chunks(sorted(set(action_ids))):
+                    stmt = sa.select(outbox.c.action_id).where(outbox.c.action_id.in_(chunk))
+                    found.update(conn.scalars(stmt))
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._read_error(exc) from exc
+        return found
+
     def next_due(self) -> datetime | None:
         """When the earliest pending action is due (``None``: nothing pending)."""
         stmt = sa.select(sa.func.min(outbox.c.next_attempt_us)).where(outbox.c.status == _PENDING)

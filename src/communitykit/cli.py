@@ -21,7 +21,14 @@ from typing import Any
 
 import structlog
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from communitykit._errors import CommunityKitError
@@ -406,6 +413,95 @@ def _cmd_points_history(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ broadcast
+
+
+def _cmd_broadcast(args: argparse.Namespace) -> int:
+    from communitykit.app import CommunityApp
+
+    app = CommunityApp.from_file(args.config)
+    app.open()  # with adapters: they deliver
+    try:
+        return asyncio.run(_broadcast(app, args))
+    finally:
+        app.close()
+
+
+async def _broadcast(app: Any, args: argparse.Namespace) -> int:
+    plan, queued = await app.broadcast(
+        args.text, segment=args.segment, platform=args.platform, broadcast_id=args.id
+    )
+    bid = plan.broadcast_id
+    out.print(
+        f"broadcast {bid}: {plan.members} member(s) in {args.segment!r}, "
+        f"{len(plan.actions)} message(s) ({queued} newly queued, "
+        f"{plan.without_platform} without a platform to reach them)"
+    )
+    report = app.broadcast_report(bid)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "sent {task.fields[sent]} · failed {task.fields[failed]} · "
+            "unreachable {task.fields[unreachable]}"
+        ),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+    def show(task: Any, report: Any) -> None:
+        progress.update(
+            task,
+            completed=report.total - report.pending,
+            sent=report.delivered,
+            failed=report.failed,
+            unreachable=report.unreachable,
+        )
+
+    deadline = asyncio.get_running_loop().time() + args.timeout
+    with progress:
+        task = progress.add_task(
+            f"broadcast {bid}", total=report.total, sent=0, failed=0, unreachable=0
+        )
+        show(task, report)
+        delivering = asyncio.ensure_future(_deliver_until_done(app, bid, deadline))
+        while not delivering.done():
+            await asyncio.wait({delivering}, timeout=0.25)
+            show(task, app.broadcast_report(bid))
+        delivering.result()
+    report = app.broadcast_report(bid)
+    table = Table(title=f"broadcast {bid}", show_edge=False)
+    table.add_column("outcome")
+    table.add_column("messages", justify="right")
+    for name in ("delivered", "unreachable", "failed", "pending"):
+        table.add_row(name, str(getattr(report, name)))
+    out.print(table)
+    for reason, count in report.failures.items():
+        out.print(f"  {count} × {reason}")
+    if not report.done:
+        out.print(
+            f"{report.pending} message(s) still pending (retrying later): "
+            "run the same command again to resume"
+        )
+        return 1
+    return 0
+
+
+async def _deliver_until_done(app: Any, broadcast_id: str, deadline: float) -> None:
+    """Deliver until the broadcast has no pending message, or the deadline passes."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        await app.deliver()
+        if app.broadcast_report(broadcast_id).done:
+            return
+        due = app.store.next_due()
+        wait = 1.0 if due is None else (due - app.clock.now()).total_seconds()
+        await asyncio.sleep(min(max(wait, 0.05), max(0.0, deadline - loop.time())))
+
+
 # -------------------------------------------------------------------- plugins
 
 
@@ -498,6 +594,21 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("member", metavar="MEMBER")
     history.add_argument("--limit", type=_positive, help="only the last N entries")
     history.set_defaults(handler=_cmd_points_history)
+
+    cast = commands.add_parser(
+        "broadcast", help="send a direct message to every reachable member of a segment"
+    )
+    cast.add_argument("config", help="the community.toml")
+    cast.add_argument("--segment", default="all", help="all (default), tier:<name> or tag:<tag>")
+    cast.add_argument("--text", required=True, help="the message")
+    cast.add_argument("--platform", help="send only on this platform")
+    cast.add_argument(
+        "--id", help="the broadcast id (default: derived from segment, platform and text)"
+    )
+    cast.add_argument(
+        "--timeout", type=float, default=3600.0, help="give up after this many seconds"
+    )
+    cast.set_defaults(handler=_cmd_broadcast)
 
     plugins = commands.add_parser("plugins", help="list installed plugins")
     plugin_commands = plugins.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -267,3 +268,27 @@ def test_run_stops_cleanly_on_interrupt(config: Path) -> None:
     assert proc.returncode == 0, err
     assert "stopped cleanly" in out
     assert "Traceback" not in err
+
+
+def test_broadcast_reaches_every_member_once_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG + "\n[platforms.console]\n", encoding="utf-8")
+    members = tmp_path / "m.csv"
+    members.write_text(
+        "platform,user_id,display_name,joined_at,tags\n"
+        + "".join(f"console,u{n},Member {n},,{'vip' if n < 2 else ''}\n" for n in range(5)),
+        encoding="utf-8",
+    )
+    assert main(["members", "import", str(config), str(members)]) == 0
+    capsys.readouterr()
+    args = ["broadcast", str(config), "--segment", "tag:vip", "--text", "VIP night"]
+    assert main(args) == 0
+    shown = capsys.readouterr().out
+    assert "2 member(s) in 'tag:vip', 2 message(s) (2 newly queued" in shown
+    assert re.search(r"delivered\s+2\b", shown) and re.search(r"pending\s+0\b", shown)
+    assert main(args) == 0  # the same broadcast again: nothing new to send
+    assert "(0 newly queued" in capsys.readouterr().out
+    assert main(["broadcast", str(config), "--segment", "everyone", "--text", "x"]) == 1
+    assert "unknown segment 'everyone'" in capsys.readouterr().err

@@ -287,7 +287,10 @@ def test_broadcast_reaches_every_member_once_and_resumes(
     assert main(args) == 0
     shown = capsys.readouterr().out
     assert "2 member(s) in 'tag:vip', 2 message(s) (2 newly queued" in shown
-    assert re.search(r"delivered\s+2\b", shown) and re.search(r"pending\s+0\b", shown)
+    # a console user who never started the bot cannot be messaged: unreachable, not failed
+    for outcome, count in [("delivered", 0), ("unreachable", 2), ("failed", 0), ("pending", 0)]:
+        assert re.search(rf"{outcome}\W+{count}\b", shown), outcome
+    assert "2 × the user has not started a conversation with the bot" in shown
     assert main(args) == 0  # the same broadcast again: nothing new to send
     assert "(0 newly queued" in capsys.readouterr().out
     assert main(["broadcast", str(config), "--segment", "everyone", "--text", "x"]) == 1

@@ -588,7 +588,7 @@ class ConsolePlatform:
         user = self._target(action)
         known = self.users.get(user)
         if known is None or not known.started_bot:
-            raise PermanentFailure(NOT_STARTED)
+            raise PermanentFailure(NOT_STARTED, unreachable=True)
         self._check_text(action.text)
         message = self._store_message(group=None, author=BOT, text=action.text, recipient=user)
         self._say(f"[dm {known.name}] {BOT_MARK} {action.text}")

@@ -27,6 +27,7 @@ from communitykit._errors import (
 )
 from communitykit._plugin_types import (
     Adapter,
+    AdapterHost,
     AdapterType,
     Campaign,
     CampaignType,
@@ -140,6 +141,7 @@ __all__ = [
     "RESERVED_KEY_PREFIX",
     "Action",
     "Adapter",
+    "AdapterHost",
     "AdapterType",
     "ApproveJoin",
     "Award",

@@ -114,12 +114,27 @@ class TransientFailure(DeliveryFailed):
 EventSink = Callable[[Sequence[Event]], Awaitable[object]]
 
 
+class AdapterHost(Protocol):
+    """What an adapter may tell the community it runs in (``adapter.host``)."""
+
+    async def group_moved(self, platform: str, old_id: str, new_id: str) -> None:
+        """A group got a new platform id (a Telegram group became a supergroup).
+
+        The community records it (and keeps it across restarts): events and
+        actions with either id are the same group from now on.
+        """
+        ...
+
+
 class Adapter(abc.ABC):
     """A platform connection. Subclass it and return an :class:`AdapterType` for it.
 
     The engine never asks an adapter for an action its :attr:`capabilities` do
-    not list.
+    not list. A running community sets :attr:`host` before :meth:`start`.
     """
+
+    #: the community the adapter runs in, set by it (``None`` when used alone)
+    host: AdapterHost | None = None
 
     #: the platform name events and actions carry ("telegram", "console", ...)
     platform: str

@@ -158,6 +158,8 @@ class CommunityApp:
             ),
         )
         engine.load()
+        for adapter in adapters.values():
+            adapter.host = self
         dispatcher = Dispatcher(
             store=store, adapters=adapters, plugins=self.plugins, clock=self.clock
         )
@@ -284,6 +286,10 @@ class CommunityApp:
             queued=queued,
         )
         return plan, queued
+
+    async def group_moved(self, platform: str, old_id: str, new_id: str) -> None:
+        """A group got a new platform id: see :class:`~communitykit.AdapterHost`."""
+        await self.engine.move_group(platform, old_id, new_id)
 
     def broadcast_report(self, broadcast_id: str) -> BroadcastReport:
         """Where broadcast ``broadcast_id`` stands: delivered, unreachable, failed, pending."""

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import functools
 import gc
+import json
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -90,6 +91,7 @@ log = structlog.get_logger("communitykit.engine")
 _ACTIVE_TYPES = frozenset({"message_posted", "reaction_added", "command_invoked"})
 _MEMBERSHIP_TYPES = frozenset({"member_joined", "member_left", "member_paid"})
 _NO_CAPABILITIES = Capabilities(actions=())
+_MOVED_GROUPS = "groups:moved"  # meta: JSON list of [platform, old id, new id]
 _NOTIFICATIONS = (
     "communitykit_event_processed",
     "communitykit_points_awarded",
@@ -279,6 +281,7 @@ class Engine:
         self._notifying = asyncio.Lock()
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
+        self._moved_groups: list[tuple[str, str, str]] = []
         self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any]]]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
@@ -326,6 +329,10 @@ class Engine:
             anchor = self.clock.now()
             self.store.commit(Batch(meta={"schedule:tier_review": anchor.isoformat()}))
             self._last_runs["tier_review"] = anchor
+        moved = self.store.get_meta(_MOVED_GROUPS)
+        self._moved_groups = [] if moved is None else [(p, o, n) for p, o, n in json.loads(moved)]
+        for platform, old_id, new_id in self._moved_groups:
+            self._apply_group_move(platform, old_id, new_id)
         # The loaded state lives as long as the engine: moved out of the collector's
         # sight, a full collection no longer walks every member and entry (tens of
         # milliseconds on the path of whichever event triggered it). It holds no
@@ -902,6 +909,21 @@ class Engine:
             entries = self.ledger.spend(member_id, points, reason=reason, at=now, key=key)
             self._commit(pending)
         return entries
+
+    async def move_group(self, platform: str, old_id: str, new_id: str) -> None:
+        """Record that a group's platform id changed (kept across restarts)."""
+        async with self._lock:
+            if (platform, old_id, new_id) in self._moved_groups:
+                return
+            moves = [*self._moved_groups, (platform, old_id, new_id)]
+            self.store.commit(Batch(meta={_MOVED_GROUPS: json.dumps(moves)}))
+            self._moved_groups = moves
+            self._apply_group_move(platform, old_id, new_id)
+            log.info("group.moved", platform=platform, old_id=old_id, new_id=new_id)
+
+    def _apply_group_move(self, platform: str, old_id: str, new_id: str) -> None:
+        if self.community.group(platform, old_id) is not None:
+            self.community = self.community.with_group_id_changed(platform, old_id, new_id)
 
     async def queue_actions(self, actions: Sequence[Action], *, chunk: int = 5000) -> int:
         """Put actions decided outside any event (a broadcast) in the outbox.

@@ -163,7 +163,8 @@ def test_a_403_marks_that_chat_unreachable_and_the_others_go_on() -> None:
                 await send(client, 1)
             assert caught.value.targets == (("chat", 1),)
             assert caught.value.status == 403
-            assert isinstance(caught.value.delivery_failure(), PermanentFailure)
+            failure = caught.value.delivery_failure()
+            assert isinstance(failure, PermanentFailure) and failure.unreachable
             calls = len(platform.received)
             with pytest.raises(TargetUnreachable, match="unreachable"):
                 await send(client, 1)

@@ -106,6 +106,10 @@ class TargetUnreachable(HttpError):
         self.targets = tuple(targets)
         super().__init__(message, **fields)
 
+    def delivery_failure(self) -> DeliveryFailed:
+        """A :class:`PermanentFailure` marked ``unreachable``: a broadcast counts it apart."""
+        return PermanentFailure(self.reason, unreachable=True)
+
 
 class ChatMigrated(HttpError):
     """A Telegram group became a supergroup: resend to ``new_chat_id``.

@@ -19,8 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from communitykit_telegram import TelegramAdapter  # noqa: E402
-from telegram_helpers import FAST, Recorder  # noqa: E402
-
+from telegram_helpers import FAST, MakeAdapter, Recorder  # noqa: E402
 from tests.doubles.fixtures import (  # noqa: E402
     TEST_TOKEN,
     manual_clock,
@@ -30,8 +29,6 @@ from tests.doubles.fixtures import (  # noqa: E402
 from tests.doubles.telegram import RateLimits, TelegramDouble  # noqa: E402
 
 __all__ = ["manual_clock", "telegram_double", "telegram_double_factory"]
-
-MakeAdapter = Callable[..., TelegramAdapter]
 
 
 @pytest.fixture

@@ -6,12 +6,17 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from communitykit import Action, Event
 from communitykit.http import Limits, RateLimit
 
+if TYPE_CHECKING:
+    from communitykit_telegram import TelegramAdapter
+
 A = TypeVar("A", bound=Action)
+#: the ``make_adapter`` fixture: ``make_adapter(double, **kwargs)``
+MakeAdapter = Callable[..., "TelegramAdapter"]
 _ids = itertools.count(1)
 
 #: Limits no functional test notices (the double is unlimited for those).

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from communitykit_telegram import MAX_MESSAGE_LENGTH, TelegramAdapter, priority_of, utf16_len
-from conftest import MakeAdapter
-from telegram_helpers import GROUP, GROUP_ID, Host, act
+from telegram_helpers import GROUP_ID, Host, MakeAdapter, act
+from tests.doubles.telegram import TelegramDouble, message_update
 
 from communitykit import (
     ApproveJoin,
@@ -25,7 +25,6 @@ from communitykit import (
     Warn,
 )
 from communitykit.http import Priority
-from tests.doubles.telegram import TelegramDouble, message_update
 
 pytestmark = pytest.mark.anyio
 

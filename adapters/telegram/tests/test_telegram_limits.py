@@ -8,17 +8,20 @@ from collections.abc import Callable
 
 import pytest
 from communitykit_telegram import TelegramAdapter
-from conftest import MakeAdapter
-from telegram_helpers import GROUP_ID, act, eventually
+from telegram_helpers import GROUP_ID, MakeAdapter, act, eventually
+from tests.doubles.telegram import RateLimits, TelegramDouble
 
 from communitykit import Action, SendDirectMessage, SendMessage
 from communitykit.http import TELEGRAM, RateLimit
-from tests.doubles.telegram import RateLimits, TelegramDouble
 
 pytestmark = pytest.mark.anyio
 
 #: 20 messages per group in a 2 s window instead of 60 s (the other limits are Telegram's)
 GROUP_WINDOW = 2.0
+#: The double serves from a thread of this process: its clock reads arrivals late by GIL
+#: hand-offs (5 ms each) on a loaded machine, more than the 10 ms of jitter the default
+#: 3 % margin absorbs on the 30/s bot lane. 10 % absorbs 33 ms.
+LIMITS = TELEGRAM.with_margin(0.1)
 
 
 async def test_a_broadcast_and_a_busy_group_stay_inside_every_window(
@@ -27,7 +30,7 @@ async def test_a_broadcast_and_a_busy_group_stay_inside_every_window(
     double = telegram_double_factory(limits=RateLimits(per_group_window=GROUP_WINDOW))
     adapter: TelegramAdapter = make_adapter(
         double,
-        limits=TELEGRAM.with_scope("group", RateLimit(20, GROUP_WINDOW), target=True),
+        limits=LIMITS.with_scope("group", RateLimit(20, GROUP_WINDOW), target=True),
     )
     users = range(1001, 1061)
     actions: list[Action] = [
@@ -38,8 +41,8 @@ async def test_a_broadcast_and_a_busy_group_stay_inside_every_window(
     actions += [act(SendDirectMessage, group=None, user="2000", text=f"dm {n}") for n in range(3)]
     receipts = await asyncio.gather(*(adapter.perform(a) for a in actions))
 
+    assert double.refusals == [], [(r.reason, r.chat_id, r.wait, r.at) for r in double.refusals]
     assert double.count_429 == 0
-    assert double.refusals == []
     delivered = double.delivered()
     assert len(delivered) == len(actions)
     assert Counter(d.text for d in delivered) == Counter(
@@ -51,7 +54,7 @@ async def test_a_broadcast_and_a_busy_group_stay_inside_every_window(
     assert [d.text for d in double.delivered(2000)] == ["dm 0", "dm 1", "dm 2"]
     # the densest window of every scope, recomputed from the delivery log
     assert double.max_in_window(None, 1.0) <= 30
-    assert double.max_in_window(GROUP_ID, GROUP_WINDOW) == 20
+    assert 18 <= double.max_in_window(GROUP_ID, GROUP_WINDOW) <= 20  # at the limit, margin off
     assert double.max_in_window(2000, 1.0) == 1
     # and the group ran at its limit: 25 messages need one window and five slots more
     group = double.delivered(GROUP_ID)
@@ -62,7 +65,7 @@ async def test_a_reply_overtakes_a_waiting_broadcast(
     telegram_double_factory: Callable[..., TelegramDouble], make_adapter: MakeAdapter
 ) -> None:
     double = telegram_double_factory()
-    adapter: TelegramAdapter = make_adapter(double, limits=TELEGRAM)
+    adapter: TelegramAdapter = make_adapter(double, limits=LIMITS)
     broadcast = [
         asyncio.create_task(
             adapter.perform(

@@ -7,12 +7,11 @@ import time
 
 import pytest
 from communitykit_telegram import TelegramAdapter
-from conftest import MakeAdapter
 from structlog.testing import capture_logs
-from telegram_helpers import GROUP_ID, Host, Recorder, eventually
+from telegram_helpers import GROUP_ID, Host, MakeAdapter, Recorder, eventually
+from tests.doubles.telegram import TelegramDouble, callback_query_update, message_update
 
 from communitykit import CommandInvoked, CommunityKitError, MessagePosted
-from tests.doubles.telegram import TelegramDouble, callback_query_update, message_update
 
 pytestmark = pytest.mark.anyio
 

@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from communitykit_telegram import SECRET_HEADER, TelegramAdapter
-from conftest import MakeAdapter
 from structlog.testing import capture_logs
-from telegram_helpers import GROUP_ID, Recorder, eventually
+from telegram_helpers import GROUP_ID, MakeAdapter, Recorder
+from tests.doubles.telegram import TelegramDouble, apost_update, message_update
 
 from communitykit import CommunityKitError, MessagePosted
-from tests.doubles.telegram import TelegramDouble, apost_update, message_update
 
 pytestmark = pytest.mark.anyio
 

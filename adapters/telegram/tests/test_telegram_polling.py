@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import pytest
 from communitykit_telegram import TelegramAdapter
@@ -11,7 +12,7 @@ from structlog.testing import capture_logs
 from telegram_helpers import GROUP_ID, Host, MakeAdapter, Recorder, eventually
 from tests.doubles.telegram import TelegramDouble, callback_query_update, message_update
 
-from communitykit import CommandInvoked, CommunityKitError, MessagePosted
+from communitykit import CommandInvoked, CommunityKitError, Event, MessagePosted
 
 pytestmark = pytest.mark.anyio
 
@@ -124,6 +125,29 @@ async def test_stop_cancels_the_long_poll_at_once(
     double.push_update(message_update(GROUP_ID, 42, "after stop"))
     await adapter.start(recorder)  # and it can start again
     await eventually(lambda: recorder.events)
+
+
+async def test_stop_lets_a_batch_being_recorded_finish(
+    double: TelegramDouble, adapter: TelegramAdapter
+) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    recorded: list[str] = []
+
+    async def slow_sink(events: Sequence[Event]) -> None:
+        entered.set()
+        await release.wait()  # the engine is writing the batch
+        recorded.extend(e.event_id for e in events)
+
+    update_id = double.push_update(message_update(GROUP_ID, 42, "being recorded"))
+    await adapter.start(slow_sink)
+    await asyncio.wait_for(entered.wait(), 5.0)
+    stopping = asyncio.create_task(adapter.stop())
+    await asyncio.sleep(0)  # stop() is waiting for the batch, not cancelling it
+    assert not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, 5.0)
+    assert recorded == [f"u{update_id}"]
+    assert adapter.offset == update_id + 1
 
 
 async def test_a_conflict_is_logged_clearly_and_polling_goes_on(

@@ -278,6 +278,10 @@ class TelegramAdapter(Adapter):
         self._client: HttpClient | None = None
         self._sink: EventSink | None = None
         self._poll_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._recording = False
+        #: seconds :meth:`stop` waits for a batch being recorded before cancelling it
+        self.stop_grace = 10.0
         self._server: WebhookServer | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._moved: dict[int, int] = {}
@@ -341,7 +345,8 @@ class TelegramAdapter(Adapter):
         self._sink = sink
         try:
             if self.mode == "polling":
-                self._poll_task = asyncio.create_task(self._poll(), name="telegram-poll")
+                self._stopping = False
+                self._poll_task = asyncio.create_task(self._poll(sink), name="telegram-poll")
             else:
                 host, port = self.webhook_listen
                 self._server = WebhookServer(self.webhook_app, host, port)
@@ -361,9 +366,16 @@ class TelegramAdapter(Adapter):
         task, self._poll_task = self._poll_task, None
         server, self._server = self._server, None
         self._sink = None
+        self._stopping = True
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
+            # a batch being recorded finishes (it is not cut in the middle); a long poll
+            # or a backoff is cancelled at once
+            if not self._recording:
+                task.cancel()
+            done, _ = await asyncio.wait([task], timeout=self.stop_grace)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task])
         if server is not None:
             await server.stop()
 
@@ -427,14 +439,14 @@ class TelegramAdapter(Adapter):
 
     # -- receiving ------------------------------------------------------------
 
-    async def _poll(self) -> None:
-        """``getUpdates`` until cancelled; the offset moves on once the sink returned."""
+    async def _poll(self, sink: EventSink) -> None:
+        """``getUpdates`` until stopped; the offset moves on once the sink returned."""
         failures = 0
         params: dict[str, Any] = {
             "timeout": self.poll_timeout,
             "allowed_updates": list(self.allowed_updates),
         }
-        while True:
+        while not self._halted():
             if self.offset is not None:
                 params["offset"] = self.offset
             try:
@@ -474,9 +486,12 @@ class TelegramAdapter(Adapter):
             if not updates:
                 failures = 0
                 continue
+            self._recording = True
             try:
-                await self._receive(updates)
+                await self._receive(updates, sink)
             except Exception as exc:
+                if self._halted():
+                    return
                 failures += 1
                 delay = self._delay(failures)
                 log.error(
@@ -487,24 +502,28 @@ class TelegramAdapter(Adapter):
                 )
                 await self._sleep(delay)  # then the same updates again: the offset stayed
                 continue
+            finally:
+                self._recording = False
             failures = 0
             last = max((u["update_id"] for u in updates if _is_update_id(u)), default=None)
             if last is not None:
                 self.offset = last + 1
 
+    def _halted(self) -> bool:
+        """Whether :meth:`stop` asked the poll loop to end (read afresh after each await)."""
+        return self._stopping
+
     def _delay(self, failures: int) -> float:
         return float(min(self._max_poll_backoff, self._poll_backoff * 2 ** (failures - 1)))
 
     async def _deliver_webhook(self, updates: list[Mapping[str, Any]]) -> None:
-        if self._sink is None:
-            raise NotReady
-        await self._receive(updates)
-
-    async def _receive(self, updates: Sequence[Any]) -> None:
-        """Normalize ``updates``, record their events (the sink), then answer button presses."""
         sink = self._sink
         if sink is None:
             raise NotReady
+        await self._receive(updates, sink)
+
+    async def _receive(self, updates: Sequence[Any], sink: EventSink) -> None:
+        """Normalize ``updates``, record their events (the sink), then answer button presses."""
         events: list[Event] = []
         answers: list[str] = []
         for update in updates:

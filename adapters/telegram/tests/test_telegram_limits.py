@@ -81,3 +81,22 @@ async def test_a_reply_overtakes_a_waiting_broadcast(
     order = [d.text for d in double.delivered()]
     assert order.index("welcome!") < 15  # not after the 55 queued broadcast messages
     assert double.count_429 == 0
+
+
+async def test_the_first_actions_wait_for_one_warm_up_request(
+    telegram_double_factory: Callable[..., TelegramDouble], make_adapter: MakeAdapter
+) -> None:
+    double = telegram_double_factory()
+    adapter: TelegramAdapter = make_adapter(double)
+    users = range(2001, 2011)
+    await asyncio.gather(
+        *(
+            adapter.perform(
+                act(SendDirectMessage, group=None, user=str(u), text="hi", source="broadcast:w")
+            )
+            for u in users
+        )
+    )
+    (get_me,) = double.calls_to("getMe")  # one, however many actions started at once
+    assert all(get_me.at <= d.at for d in double.delivered())
+    assert sorted(d.chat_id for d in double.delivered()) == list(users)

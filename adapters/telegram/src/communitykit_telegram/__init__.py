@@ -20,6 +20,7 @@ from communitykit import AdapterType, hookimpl
 from communitykit_telegram._adapter import (
     ACTIONS,
     DEFAULT_API_BASE,
+    DEFAULT_RATE_MARGIN,
     Mode,
     TelegramAdapter,
     priority_of,
@@ -40,6 +41,7 @@ __all__ = [
     "ACTIONS",
     "DEFAULT_ALLOWED_UPDATES",
     "DEFAULT_API_BASE",
+    "DEFAULT_RATE_MARGIN",
     "MAX_MESSAGE_LENGTH",
     "PLATFORM",
     "SECRET_HEADER",

@@ -1,6 +1,7 @@
 """Broadcast at the platform's limit: communitykit against a naive asyncio.gather.
 
-Against the local Telegram double (``tests/doubles/telegram.py``, strict sliding
+Against the local Telegram double (``tests/doubles/telegram.py``, run in a process
+of its own on 127.0.0.1; strict sliding
 windows: 30 messages/s per bot, 1/s per private chat, 20/min per group):
 
 * **direct messages**: one message each to 300 private chats; the platform's
@@ -25,20 +26,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import re
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.doubles.telegram import RateLimits, TelegramDouble
+ROOT = Path(__file__).resolve().parents[1]
 
 TOKEN = "123456:BENCHMARK-TOKEN"
 GROUP = -1001234567890
@@ -149,6 +153,45 @@ async def with_communitykit(
     return dm_seconds, group_seconds
 
 
+class Double:
+    """The Telegram double in a process of its own (its clock then reads arrivals
+    as a remote server's would, not late by this process's hold on the interpreter)."""
+
+    def __init__(self, group_window: float, report: Path) -> None:
+        self.report = report
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.doubles.telegram",
+                "--token",
+                TOKEN,
+                "--group",
+                str(GROUP),
+                "--group-window",
+                str(group_window),
+                "--report",
+                str(report),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        if found is None:
+            self.process.kill()
+            raise SystemExit(f"the Telegram double did not start: {line!r}")
+        self.base_url = found.group(1)
+
+    def stop(self) -> dict[str, Any]:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        report: dict[str, Any] = json.loads(self.report.read_text(encoding="utf-8"))
+        return report
+
+
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -160,37 +203,30 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args()
     chats = list(range(1001, 1001 + args.chats))
-    limits = RateLimits()
-    limits = RateLimits(
-        per_bot=limits.per_bot,
-        per_bot_window=limits.per_bot_window,
-        per_group=limits.per_group,
-        per_group_window=limits.per_group_window * args.group_scale,
-        per_private=limits.per_private,
-        per_private_window=limits.per_private_window,
-    )
-    dm_minimum = args.chats / limits.per_bot * limits.per_bot_window
-    group_minimum = args.group_messages / limits.per_group * limits.per_group_window
+    group_window = 60.0 * args.group_scale
+    dm_minimum = args.chats / 30
+    group_minimum = args.group_messages / 20 * group_window
     runs: list[Run] = []
 
-    with TelegramDouble(tokens=[TOKEN], limits=limits) as telegram:
-        telegram.add_chat(GROUP, "supergroup", title="benchmark")
-        with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:
+        double = Double(group_window, Path(folder) / "ck.json")
+        try:
             dm, group = asyncio.run(
                 with_communitykit(
-                    telegram.base_url, Path(folder), chats, args.group_messages, args.group_scale
+                    double.base_url, Path(folder), chats, args.group_messages, args.group_scale
                 )
             )
-        stats = telegram.stats
-        dm_429 = sum(telegram.count_429_for(chat) for chat in chats)
+        finally:
+            seen = double.stop()
+        delivered, refused = seen["delivered"], seen["too_many_requests_by_chat"]
         runs.append(
             Run(
-                "communitykit, 300 direct messages",
+                f"communitykit, {args.chats} direct messages",
                 dm,
                 dm_minimum,
-                sum(len(telegram.delivered(chat)) for chat in chats),
+                sum(delivered.get(str(chat), 0) for chat in chats),
                 len(chats),
-                dm_429,
+                sum(refused.get(str(chat), 0) for chat in chats),
             )
         )
         runs.append(
@@ -198,29 +234,32 @@ def main() -> None:
                 f"communitykit, {args.group_messages} to one group",
                 group,
                 group_minimum,
-                len(telegram.delivered(GROUP)),
+                delivered.get(str(GROUP), 0),
                 args.group_messages,
-                telegram.count_429_for(GROUP),
+                refused.get(str(GROUP), 0),
             )
         )
-        assert stats.too_many_requests == dm_429 + telegram.count_429_for(GROUP)
-        densest = telegram.max_in_window(None, limits.per_bot_window)
-        print(f"communitykit: densest {limits.per_bot_window:g} s window held {densest} messages")
+        print(
+            f"communitykit: densest 1 s window {seen['densest_bot_window']} messages (limit 30), "
+            f"densest group window {seen['densest_group_window'][str(GROUP)]} (limit 20)"
+        )
 
         if not args.skip_naive:
-            telegram.reset()
-            telegram.add_chat(GROUP, "supergroup", title="benchmark")
-            start = time.perf_counter()
-            asyncio.run(naive(telegram.base_url, chats, args.group_messages))
-            seconds = time.perf_counter() - start
+            double = Double(group_window, Path(folder) / "naive.json")
+            try:
+                start = time.perf_counter()
+                asyncio.run(naive(double.base_url, chats, args.group_messages))
+                seconds = time.perf_counter() - start
+            finally:
+                seen = double.stop()
             runs.append(
                 Run(
                     "naive asyncio.gather, both at once",
                     seconds,
                     max(dm_minimum, group_minimum),
-                    len(telegram.deliveries),
+                    sum(seen["delivered"].values()),
                     len(chats) + args.group_messages,
-                    telegram.count_429,
+                    seen["too_many_requests"],
                 )
             )
 

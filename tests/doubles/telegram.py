@@ -89,6 +89,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -1722,22 +1723,54 @@ def chat_join_request_update(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve a double until interrupted: ``python -m tests.doubles.telegram --token T``."""
+    """Serve a double until interrupted: ``python -m tests.doubles.telegram --token T``.
+
+    ``--report FILE`` writes what it saw as JSON when it stops (SIGTERM or
+    Ctrl-C): deliveries and 429s per chat, and the densest window of the bot and
+    of each group, so a benchmark can run the double in a process of its own
+    (where its clock is not delayed by the client's hold on the interpreter).
+    """
     import argparse
 
     parser = argparse.ArgumentParser(description="A local double of the Telegram Bot API.")
     parser.add_argument("--token", action="append", required=True, help="a valid bot token")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every window")
+    parser.add_argument(
+        "--group-window", type=float, default=None, help="the group window in seconds (60)"
+    )
+    parser.add_argument("--group", type=int, action="append", default=[], help="a supergroup id")
+    parser.add_argument("--report", help="write a JSON report here when stopped")
     args = parser.parse_args(argv)
     import signal
 
+    limits = RateLimits()
+    if args.group_window is not None:
+        limits = replace(limits, per_group_window=args.group_window)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with TelegramDouble(tokens=args.token, time_scale=args.time_scale) as double:
+    with TelegramDouble(tokens=args.token, time_scale=args.time_scale, limits=limits) as double:
+        for group in args.group:
+            double.add_chat(group, "supergroup", title=f"group {group}")
         print(f"Telegram double on {double.base_url} (Ctrl-C or SIGTERM to stop)", flush=True)
         with suppress(KeyboardInterrupt):
-            while not stop.wait(0.5):
+            while not stop.wait(0.1):
                 pass
+        if args.report:
+            chats = Counter(d.chat_id for d in double.deliveries)
+            report = {
+                "delivered": {str(chat): count for chat, count in chats.items()},
+                "too_many_requests": double.stats.too_many_requests,
+                "too_many_requests_by_chat": {
+                    str(chat): count
+                    for chat, count in double.stats.too_many_requests_by_chat.items()
+                },
+                "densest_bot_window": double.max_in_window(None, double.limits.per_bot_window),
+                "densest_group_window": {
+                    str(group): double.max_in_window(group, double.limits.per_group_window)
+                    for group in args.group
+                },
+            }
+            Path(args.report).write_text(json.dumps(report), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import communitykit_telegram
 import pytest
-from communitykit_telegram import ACTIONS, DEFAULT_ALLOWED_UPDATES, TelegramAdapter
+from communitykit_telegram import (
+    ACTIONS,
+    DEFAULT_ALLOWED_UPDATES,
+    DEFAULT_RATE_MARGIN,
+    TelegramAdapter,
+)
 
 from communitykit import (
     ACTION_TYPES,
@@ -19,6 +24,7 @@ from communitykit import (
     make_plugin_manager,
     parse_config,
 )
+from communitykit.http import TELEGRAM
 
 TOKEN = "123456:TEST-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
@@ -73,6 +79,7 @@ def test_from_a_community_toml() -> None:
         joins_from = "service_messages"
         max_retries = 5
         request_timeout = 20
+        rate_margin = 0.1
         """,
         environ={"TELEGRAM_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": "abc_DEF-123"},
     )
@@ -87,6 +94,7 @@ def test_from_a_community_toml() -> None:
     assert adapter.normalizer.bot_username == "my_community_bot"
     assert adapter.normalizer.joins_from == "service_messages"
     assert adapter.bot_id == "123456"
+    assert adapter.limits == TELEGRAM.with_margin(0.1)
     assert "TEST-" not in repr(adapter)
 
 
@@ -97,6 +105,8 @@ def test_defaults() -> None:
     assert adapter.allowed_updates == DEFAULT_ALLOWED_UPDATES
     assert adapter.paid_broadcast is False
     assert adapter.webhook_listen == ("127.0.0.1", 8443)
+    assert adapter.limits == TELEGRAM.with_margin(DEFAULT_RATE_MARGIN)
+    assert adapter.limits.rate("bot") == TELEGRAM.rate("bot")  # Telegram's own numbers
 
 
 @pytest.mark.parametrize(
@@ -116,6 +126,7 @@ def test_defaults() -> None:
         ({"webhook_listen": "8443"}, "webhook_listen: expected HOST:PORT"),
         ({"bot_username": "a b"}, "'bot_username' must be a Telegram username"),
         ({"joins_from": "vibes"}, "joins_from is 'chat_member' or 'service_messages'"),
+        ({"rate_margin": 0.5}, "'rate_margin' must be a fraction in \\[0, 0.5\\)"),
     ],
 )
 def test_bad_options_are_clear_errors(options: dict[str, object], message: str) -> None:

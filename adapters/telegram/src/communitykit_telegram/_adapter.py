@@ -353,6 +353,12 @@ class TelegramAdapter(Adapter):
         return self._client
 
     @property
+    def limits(self) -> Limits:
+        """The limit profile requests are paced by (Telegram's, with the margin)."""
+        limits = self._limits
+        return limits.limits if isinstance(limits, Governor) else limits
+
+    @property
     def running(self) -> bool:
         return self._sink is not None
 

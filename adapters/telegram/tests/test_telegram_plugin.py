@@ -94,7 +94,7 @@ def test_from_a_community_toml() -> None:
     assert adapter.normalizer.bot_username == "my_community_bot"
     assert adapter.normalizer.joins_from == "service_messages"
     assert adapter.bot_id == "123456"
-    assert adapter.limits == TELEGRAM.with_margin(0.1)
+    assert adapter.limits.margin == 0.1
     assert "TEST-" not in repr(adapter)
 
 
@@ -105,8 +105,11 @@ def test_defaults() -> None:
     assert adapter.allowed_updates == DEFAULT_ALLOWED_UPDATES
     assert adapter.paid_broadcast is False
     assert adapter.webhook_listen == ("127.0.0.1", 8443)
-    assert adapter.limits == TELEGRAM.with_margin(DEFAULT_RATE_MARGIN)
-    assert adapter.limits.rate("bot") == TELEGRAM.rate("bot")  # Telegram's own numbers
+    assert adapter.limits.margin == DEFAULT_RATE_MARGIN
+    for scope in ("bot", "paid", "chat", "group"):  # Telegram's own numbers
+        assert adapter.limits.rate(scope) == TELEGRAM.rate(scope)
+    assert adapter.limits.targets == TELEGRAM.targets
+    assert adapter.limits.rate("poll") is None  # the long poll: unpaced, paused by a 429
 
 
 @pytest.mark.parametrize(

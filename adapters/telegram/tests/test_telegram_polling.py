@@ -180,6 +180,20 @@ async def test_network_errors_back_off_and_retry(
     assert len([log for log in logs if log["event"] == "telegram.poll_failed"]) == 3
 
 
+async def test_a_429_on_the_long_poll_is_waited_out(
+    double: TelegramDouble, adapter: TelegramAdapter, recorder: Recorder
+) -> None:
+    double.inject_429(1, methods=["getUpdates"])
+    double.push_update(message_update(GROUP_ID, 42, "after the wait"))
+    began = time.monotonic()
+    await adapter.start(recorder)
+    await eventually(lambda: recorder.events)
+    assert time.monotonic() - began >= 1.0  # retry_after, not a tight loop of polls
+    assert double.count_429 == 1
+    polls = double.calls_to("getUpdates")
+    assert len(polls) <= 2
+
+
 async def test_a_refused_token_fails_start_clearly(
     double: TelegramDouble, make_adapter: MakeAdapter, recorder: Recorder
 ) -> None:

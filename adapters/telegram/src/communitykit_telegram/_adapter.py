@@ -154,6 +154,8 @@ _MUTED = {
     "can_send_other_messages": False,
     "can_add_web_page_previews": False,
 }
+#: the scope of ``getUpdates``: no rate, but a 429 answered to it pauses the next poll
+_POLL = "poll"
 _MODERATION = (DeleteMessage, Warn, Mute, Kick, Ban, ApproveJoin, DeclineJoin)
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -291,6 +293,9 @@ class TelegramAdapter(Adapter):
                 limits = TELEGRAM.with_margin(rate_margin)
             except ValueError as exc:
                 raise CommunityKitError(f"telegram: rate_margin: {exc}") from None
+        if isinstance(limits, Limits) and _POLL not in limits.rates:
+            # the long poll's own key: not paced, but a 429 on getUpdates pauses it
+            limits = limits.with_scope(_POLL, None)
         self._limits: Limits | Governor = limits
         self._transport = transport
         self._max_retries = max_retries
@@ -486,7 +491,10 @@ class TelegramAdapter(Adapter):
             try:
                 await self._learn_me(strict=False)
                 response = await self.client.post(
-                    "getUpdates", json=params, timeout=self.poll_timeout + 15.0
+                    "getUpdates",
+                    json=params,
+                    keys=self._poll_keys(),
+                    timeout=self.poll_timeout + 15.0,
                 )
             except AuthFailed as exc:
                 log.error(
@@ -815,6 +823,10 @@ class TelegramAdapter(Adapter):
 
     def _bot_keys(self) -> tuple[Key, ...]:
         return (("bot", self.bot_id),)
+
+    def _poll_keys(self) -> tuple[Key, ...]:
+        """The long poll's key (unpaced; a 429 pauses it), when the profile has the scope."""
+        return ((_POLL, self.bot_id),) if _POLL in self.limits.rates else ()
 
 
 def _failure(error: HttpError) -> DeliveryFailed:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from communitykit_telegram import MAX_MESSAGE_LENGTH, TelegramAdapter, priority_of, utf16_len
-from telegram_helpers import GROUP_ID, Host, MakeAdapter, act
+from telegram_helpers import GROUP_ID, Host, MakeAdapter, Recorder, act, eventually
 from tests.doubles.telegram import TelegramDouble, message_update
 
 from communitykit import (
@@ -224,6 +224,24 @@ async def test_a_blocked_user_is_unreachable(
     assert never.value.unreachable is True
     await adapter.perform(act(SendDirectMessage, group=None, user="79", text="hi"))
     assert [d.chat_id for d in double.delivered()] == [79]
+
+
+async def test_a_member_who_writes_again_is_reachable_again(
+    double: TelegramDouble, adapter: TelegramAdapter, recorder: Recorder
+) -> None:
+    double.block(77)
+    dm = act(SendDirectMessage, group=None, user="77", text="hi")
+    with pytest.raises(PermanentFailure):
+        await adapter.perform(dm)
+    with pytest.raises(PermanentFailure):  # known unreachable: refused without a request
+        await adapter.perform(act(SendDirectMessage, group=None, user="77", text="again"))
+    assert len(double.refusals) == 1
+    double.unblock(77)
+    double.push_update(message_update(77, 77, "/start"))  # they started the bot again
+    await adapter.start(recorder)
+    await eventually(lambda: recorder.events)
+    await adapter.perform(act(SendDirectMessage, group=None, user="77", text="welcome back"))
+    assert [d.text for d in double.delivered(77)] == ["welcome back"]
 
 
 async def test_a_migrated_group_is_followed_and_the_host_told(

@@ -589,8 +589,27 @@ class TelegramAdapter(Adapter):
                 answers.append(normalized.callback_query_id)
         if events:
             await sink(events)
+        self._reachable_again(events)
         for query_id in answers:
             self._spawn(self._answer_callback(query_id))
+
+    def _reachable_again(self, events: Sequence[Event]) -> None:
+        """A chat that sent an update can be reached: forget an earlier 403 about it.
+
+        A member who blocked the bot and wrote to it again (``/start``), a group
+        the bot was added back to: the client sends to them again.
+        """
+        client = self._client
+        if client is None or not client.unreachable:
+            return
+        for event in events:
+            if event.group is None:
+                if _CHAT_ID.fullmatch(event.user):
+                    client.mark_reachable(("chat", int(event.user)))
+            elif _CHAT_ID.fullmatch(event.group):
+                group = int(event.group)
+                if group not in self._moved:
+                    client.mark_reachable(("group", group))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -97,7 +97,7 @@ id = "{group}"
 
 
 async def with_communitykit(
-    api_base: str, folder: Path, chats: list[int], group_messages: int, scale: float
+    api_base: str, folder: Path, chats: list[int], group_messages: int, scale: float, margin: float
 ) -> tuple[float, float]:
     """Seconds for the direct-message broadcast, then for the group messages."""
     from communitykit_telegram import TelegramAdapter
@@ -106,7 +106,9 @@ async def with_communitykit(
     from communitykit.http import TELEGRAM, RateLimit
     from communitykit.model import LinkMethod, LinkProvenance
 
-    limits = TELEGRAM.with_scope("group", RateLimit(20, 60.0 * scale), target=True)
+    limits = TELEGRAM.with_margin(margin).with_scope(
+        "group", RateLimit(20, 60.0 * scale), target=True
+    )
     adapter = TelegramAdapter(TOKEN, api_base=api_base, limits=limits)
     config = parse_config(CONFIG.format(db=folder / "bench.db", group=GROUP))
     app = CommunityApp(config, adapters={"telegram": adapter})
@@ -200,8 +202,15 @@ def main() -> None:
     parser.add_argument(
         "--group-scale", type=float, default=1.0, help="shrink the 60 s group window (0.1: 6 s)"
     )
+    parser.add_argument(
+        "--margin", type=float, default=None, help="rate margin (default: the adapter's)"
+    )
     parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args()
+    from communitykit_telegram import DEFAULT_RATE_MARGIN
+
+    margin = DEFAULT_RATE_MARGIN if args.margin is None else args.margin
+    print(f"rate margin {margin:.0%} under Telegram's limits")
     chats = list(range(1001, 1001 + args.chats))
     group_window = 60.0 * args.group_scale
     dm_minimum = args.chats / 30
@@ -213,7 +222,12 @@ def main() -> None:
         try:
             dm, group = asyncio.run(
                 with_communitykit(
-                    double.base_url, Path(folder), chats, args.group_messages, args.group_scale
+                    double.base_url,
+                    Path(folder),
+                    chats,
+                    args.group_messages,
+                    args.group_scale,
+                    margin,
                 )
             )
         finally:

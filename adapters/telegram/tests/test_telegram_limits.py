@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from communitykit_telegram import DEFAULT_RATE_MARGIN, TelegramAdapter
+from communitykit_telegram import TelegramAdapter
 from telegram_helpers import GROUP_ID, MakeAdapter, act, eventually
 from tests.doubles.telegram import RateLimits, TelegramDouble
 
@@ -18,9 +18,11 @@ pytestmark = pytest.mark.anyio
 
 #: 20 messages per group in a 2 s window instead of 60 s (the other limits are Telegram's)
 GROUP_WINDOW = 2.0
-#: The adapter's own default: Telegram's limits with a 5 % margin. The double serves
-#: from a thread of this process, so its clock also reads arrivals late by GIL hand-offs.
-LIMITS = TELEGRAM.with_margin(DEFAULT_RATE_MARGIN)
+#: The double serves from a thread of this process, so its clock also reads arrivals
+#: late by GIL hand-offs (several ms each on a loaded machine): more room than the
+#: adapter's default margin, which is measured against a double in its own process
+#: (benchmarks/broadcast.py).
+LIMITS = TELEGRAM.with_margin(0.05)
 
 
 async def test_a_broadcast_and_a_busy_group_stay_inside_every_window(

@@ -1051,6 +1051,8 @@ class Dispatcher:
         self._inflight: set[str] = set()  # ids of actions taken for delivery
         self._lanes: dict[tuple[str, str], collections.deque[OutboxItem]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # lanes whose head was rescheduled: its seq; later actions of the lane wait for it
+        self._held: dict[tuple[str, str], int] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._bulk_slots = asyncio.Semaphore(concurrency)
         self._idle = asyncio.Event()
@@ -1072,8 +1074,13 @@ class Dispatcher:
             action_id = item.action.action_id
             if action_id in self._inflight:
                 continue
-            self._inflight.add(action_id)
             lane = lane_of(item.action)
+            held = self._held.get(lane)
+            if held is not None:
+                if item.seq > held:
+                    continue  # an earlier action of its lane waits for a retry: keep the order
+                del self._held[lane]  # the held action is due again; the rest follow it
+            self._inflight.add(action_id)
             self._lanes.setdefault(lane, collections.deque()).append(item)
             if lane not in self._workers:
                 self._workers[lane] = asyncio.ensure_future(self._work(lane))
@@ -1095,6 +1102,7 @@ class Dispatcher:
                         queue.popleft()
                         self._inflight.discard(item.action.action_id)
                     if not delivered:  # rescheduled: what follows in the lane waits too
+                        self._held[lane] = item.seq
                         for later in queue:
                             self._inflight.discard(later.action.action_id)
                         queue.clear()

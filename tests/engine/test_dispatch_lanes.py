@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -78,7 +78,7 @@ def broadcast_dm(action_id: str, user: str) -> SendDirectMessage:
 
 
 def setup(
-    actions: list[Action], concurrency: int = 64
+    actions: list[Action], concurrency: int = 64, clock: SimulatedClock | None = None
 ) -> tuple[Dispatcher, GatedAdapter, MemoryStore]:
     store = MemoryStore()
     store.open()
@@ -88,7 +88,7 @@ def setup(
         store=store,
         adapters={"console": adapter},
         plugins=fresh_plugin_manager(),
-        clock=SimulatedClock(T0),
+        clock=clock or SimulatedClock(T0),
         concurrency=concurrency,
     )
     return dispatcher, adapter, store
@@ -156,3 +156,18 @@ async def test_a_rescheduled_action_holds_back_the_rest_of_its_lane_only() -> No
         "a1": OutboxStatus.PENDING,
         "b0": OutboxStatus.DELIVERED,
     }
+
+
+async def test_the_rest_of_a_lane_waits_until_its_rescheduled_head_is_delivered() -> None:
+    clock = SimulatedClock(T0)
+    dispatcher, adapter, store = setup([say("a0", "g1"), say("a1", "g1")], clock=clock)
+    adapter.fail["a0"] = TransientFailure("busy", retry_after=30)
+    for action_id in ["a0", "a1"]:
+        adapter.gate(action_id).set()
+    await dispatcher.deliver_due()
+    clock.set(T0 + timedelta(seconds=10))  # a1 is due, a0 not yet
+    assert await dispatcher.deliver_due() == 0
+    assert adapter.performed == []
+    clock.set(T0 + timedelta(seconds=31))
+    assert await dispatcher.deliver_due() == 2
+    assert [a.action_id for a in adapter.performed] == ["a0", "a1"]  # in the decided order

@@ -160,7 +160,7 @@ async def test_a_rescheduled_action_holds_back_the_rest_of_its_lane_only() -> No
 
 async def test_the_rest_of_a_lane_waits_until_its_rescheduled_head_is_delivered() -> None:
     clock = SimulatedClock(T0)
-    dispatcher, adapter, store = setup([say("a0", "g1"), say("a1", "g1")], clock=clock)
+    dispatcher, adapter, _store = setup([say("a0", "g1"), say("a1", "g1")], clock=clock)
     adapter.fail["a0"] = TransientFailure("busy", retry_after=30)
     for action_id in ["a0", "a1"]:
         adapter.gate(action_id).set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -164,6 +165,19 @@ async def test_moderation_calls(double: TelegramDouble, adapter: TelegramAdapter
     forever = await adapter.perform(act(Ban, user="45"))
     assert "until_date" not in double.calls[-1].params
     assert forever.detail == "banned for good"
+
+    # Telegram takes an until_date under 30 s ahead as forever: never send one
+    calls = len(double.calls)
+    late = await adapter.perform(
+        act(Mute, user="48", until=datetime.now(UTC) - timedelta(seconds=5))
+    )
+    assert late.detail == "mute already expired"
+    assert len(double.calls) == calls
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    await adapter.perform(act(Mute, user="49", until=soon))
+    assert double.calls[-1].params["until_date"] - time.time() > 30
+    await adapter.perform(act(Ban, user="50", until=datetime.now(UTC) - timedelta(seconds=5)))
+    assert double.calls[-1].params["until_date"] - time.time() > 30
 
     await adapter.perform(act(ApproveJoin, user="46"))
     await adapter.perform(act(DeclineJoin, user="47"))

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import re
+import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -704,11 +705,14 @@ class TelegramAdapter(Adapter):
             return Receipt(action_id=action.action_id, detail=link)
         user = _user(action.user, action)
         if isinstance(action, Mute):
+            until_date = _until_date(action.until.timestamp(), time.time())
+            if until_date is None:  # delivered late: the mute would be over already
+                return Receipt(action_id=action.action_id, detail="mute already expired")
             restrict = {
                 "user_id": user,
                 "permissions": _MUTED,
                 "use_independent_chat_permissions": True,
-                "until_date": _until_date(action.until.timestamp()),
+                "until_date": until_date,
             }
             await self._call("restrictChatMember", restrict, chat, priority)
             return Receipt(
@@ -725,7 +729,10 @@ class TelegramAdapter(Adapter):
         if isinstance(action, Ban):
             ban: dict[str, Any] = {"user_id": user}
             if action.until is not None:
-                ban["until_date"] = _until_date(action.until.timestamp())
+                # a ban that would be over already is still a ban: for the shortest time
+                ban["until_date"] = _until_date(action.until.timestamp(), time.time()) or (
+                    math.ceil(time.time()) + _SHORTEST
+                )
             await self._call("banChatMember", ban, chat, priority)
             until = action.until.isoformat() if action.until is not None else None
             return Receipt(
@@ -894,8 +901,19 @@ def _int_id(value: str, what: str, action: Action) -> int:
     return int(value)
 
 
-def _until_date(timestamp: float) -> int:
-    return math.ceil(timestamp)
+#: Telegram takes an ``until_date`` less than 30 s ahead (or past) as *forever*.
+_SHORTEST = 31
+
+
+def _until_date(timestamp: float, now: float) -> int | None:
+    """``until_date`` for a restriction until ``timestamp``; ``None`` when it is over.
+
+    A restriction ending within 30 s is sent as 31 s, never as the "forever"
+    Telegram would make of it.
+    """
+    if timestamp <= now:
+        return None
+    return max(math.ceil(timestamp), math.ceil(now) + _SHORTEST)
 
 
 # -- settings -------------------------------------------------------------------

@@ -1068,49 +1068,69 @@ class Dispatcher:
         return min(self.max_backoff, float(2**attempts)) * jitter
 
     def _take_due(self, limit: int) -> int:
-        """Queue the due actions not already taken; returns how many were taken."""
+        """Queue the due actions not already taken; returns how many were taken.
+
+        Actions of a lane whose head waits for a retry are skipped; the window of
+        due actions grows until ``limit`` are taken or none are left, so one held
+        lane with many actions behind it never keeps the other lanes waiting.
+        """
         taken = 0
-        for item in self.store.due_actions(self.clock.now(), limit + len(self._inflight)):
-            action_id = item.action.action_id
-            if action_id in self._inflight:
-                continue
-            lane = lane_of(item.action)
-            held = self._held.get(lane)
-            if held is not None:
-                if item.seq > held:
-                    continue  # an earlier action of its lane waits for a retry: keep the order
-                del self._held[lane]  # the held action is due again; the rest follow it
-            self._inflight.add(action_id)
-            self._lanes.setdefault(lane, collections.deque()).append(item)
-            if lane not in self._workers:
-                self._workers[lane] = asyncio.ensure_future(self._work(lane))
-                self._idle.clear()
-            taken += 1
-            if taken >= limit:
-                break
-        return taken
+        seen: set[str] = set()
+        window = limit + len(self._inflight)
+        now = self.clock.now()
+        while True:
+            items = self.store.due_actions(now, window)
+            for item in items:
+                action_id = item.action.action_id
+                if action_id in self._inflight or action_id in seen:
+                    continue
+                seen.add(action_id)
+                lane = lane_of(item.action)
+                held = self._held.get(lane)
+                if held is not None:
+                    if item.seq > held:
+                        continue  # an earlier action of its lane waits for a retry
+                    del self._held[lane]  # the held action is due again; the rest follow it
+                self._inflight.add(action_id)
+                self._lanes.setdefault(lane, collections.deque()).append(item)
+                if lane not in self._workers:
+                    worker = asyncio.ensure_future(self._work(lane))
+                    worker.add_done_callback(functools.partial(self._lane_done, lane))
+                    self._workers[lane] = worker
+                    self._idle.clear()
+                taken += 1
+                if taken >= limit:
+                    return taken
+            if len(items) < window:
+                return taken
+            window *= 2
 
     async def _work(self, lane: tuple[str, str]) -> None:
         queue = self._lanes[lane]
-        try:
-            async with self._bulk_slots if is_bulk(queue[0].action) else self._slots:
-                while queue:
-                    item = queue[0]
-                    try:
-                        delivered = await self._deliver(item)
-                    finally:
-                        queue.popleft()
-                        self._inflight.discard(item.action.action_id)
-                    if not delivered:  # rescheduled: what follows in the lane waits too
-                        self._held[lane] = item.seq
-                        for later in queue:
-                            self._inflight.discard(later.action.action_id)
-                        queue.clear()
-        finally:
-            del self._lanes[lane]
+        async with self._bulk_slots if is_bulk(queue[0].action) else self._slots:
+            while queue:
+                item = queue[0]
+                try:
+                    delivered = await self._deliver(item)
+                finally:
+                    queue.popleft()
+                    self._inflight.discard(item.action.action_id)
+                if not delivered:  # rescheduled: what follows in the lane waits too
+                    self._held[lane] = item.seq
+                    for later in queue:
+                        self._inflight.discard(later.action.action_id)
+                    queue.clear()
+
+    def _lane_done(self, lane: tuple[str, str], worker: asyncio.Future[None]) -> None:
+        """A lane's worker ended (done, failed, or cancelled before it even ran)."""
+        for item in self._lanes.pop(lane, ()):
+            self._inflight.discard(item.action.action_id)  # taken again next round
+        if self._workers.get(lane) is worker:
             del self._workers[lane]
-            if not self._workers:
-                self._idle.set()
+        if not worker.cancelled() and worker.exception() is not None:
+            log.error("dispatch.lane_failed", lane=lane[1], error=repr(worker.exception()))
+        if not self._workers:
+            self._idle.set()
 
     async def deliver_due(self, limit: int = 500) -> int:
         """Deliver what is due now; returns how many actions were attempted."""
@@ -1190,17 +1210,23 @@ class Dispatcher:
         return permanent
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set, taking actions as they fall due or are decided."""
+        """Deliver until ``stop`` is set, taking actions as they fall due or are decided.
+
+        When it stops, deliveries still running are cancelled (a drain before
+        ``stop`` gives them their chance); what they did not finish stays pending.
+        """
         try:
             while not stop.is_set():
                 self._wake.clear()
-                self._take_due(500)
+                taken = self._take_due(500)
                 due = self.store.next_due()
                 timeout = 1.0
                 if due is not None:
                     timeout = max(0.0, min(1.0, (due - self.clock.now()).total_seconds()))
-                    if timeout == 0.0 and self._inflight:
-                        timeout = 0.05  # what is due is being delivered: look again soon
+                    if timeout == 0.0 and (self._inflight or not taken):
+                        # what is due is being delivered, or waits behind a retry in
+                        # its lane: look again soon, not at once
+                        timeout = 0.05 if self._inflight else 0.5
                 waiters = [
                     asyncio.ensure_future(self._wake.wait()),
                     asyncio.ensure_future(stop.wait()),
@@ -1213,11 +1239,12 @@ class Dispatcher:
                     for waiter in waiters:
                         waiter.cancel()
         finally:
-            await self._idle.wait()  # a lane in the middle of a delivery finishes it
+            await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel deliveries still running (after a drain ran out of time)."""
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        while self._workers:
+            workers = list(self._workers.values())
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)

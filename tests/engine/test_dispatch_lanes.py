@@ -18,7 +18,7 @@ from communitykit import (
     TransientFailure,
 )
 from communitykit.engine import Dispatcher, is_bulk, lane_of
-from communitykit.store import Batch, MemoryStore, OutboxStatus
+from communitykit.store import Batch, MemoryStore, OutboxItem, OutboxStatus
 from communitykit.testing import fresh_plugin_manager
 
 from .doubles import EVERYTHING, ScriptedAdapter
@@ -171,3 +171,60 @@ async def test_the_rest_of_a_lane_waits_until_its_rescheduled_head_is_delivered(
     clock.set(T0 + timedelta(seconds=31))
     assert await dispatcher.deliver_due() == 2
     assert [a.action_id for a in adapter.performed] == ["a0", "a1"]  # in the decided order
+
+
+def scripted(actions: list[Action]) -> tuple[Dispatcher, ScriptedAdapter, MemoryStore]:
+    store = MemoryStore()
+    store.open()
+    store.commit(Batch(created_at=T0, actions=actions))
+    adapter = ScriptedAdapter()
+    dispatcher = Dispatcher(
+        store=store,
+        adapters={"console": adapter},
+        plugins=fresh_plugin_manager(),
+        clock=SimulatedClock(T0),
+    )
+    return dispatcher, adapter, store
+
+
+async def test_a_held_lane_with_many_actions_behind_it_does_not_hold_back_other_lanes() -> None:
+    busy: list[Action] = [say(f"busy{i}", "big-group") for i in range(600)]
+    dispatcher, adapter, store = scripted(busy)
+    adapter.fail_next(TransientFailure("Too Many Requests", retry_after=30))
+    await dispatcher.deliver_due()  # busy0 waits for its retry; the 599 behind it too
+    store.commit(Batch(created_at=T0, actions=[say("quiet", "small-group")]))
+    assert await dispatcher.deliver_due() == 1
+    assert [a.action_id for a in adapter.performed] == ["quiet"]
+
+
+async def test_stopping_never_hangs_on_deliveries_cancelled_before_they_started() -> None:
+    dispatcher, adapter, _store = scripted([say("a0", "g1"), say("b0", "g2")])
+    assert dispatcher._take_due(10) == 2  # workers created, not yet run
+    await dispatcher.aclose()
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(dispatcher.run(stop), timeout=5)  # returns: nothing left running
+    assert adapter.performed == []
+    assert await dispatcher.deliver_due() == 2  # both were left pending, and go now
+
+
+async def test_waiting_for_a_held_lane_does_not_spin() -> None:
+    dispatcher, adapter, store = scripted([say("a0", "g1"), say("a1", "g1")])
+    adapter.fail_next(TransientFailure("busy", retry_after=60))
+    await dispatcher.deliver_due()  # a0 waits a minute; a1, due, waits behind it
+    queries = 0
+    due_actions = store.due_actions
+
+    def counted(now: datetime, limit: int = 100) -> list[OutboxItem]:
+        nonlocal queries
+        queries += 1
+        return due_actions(now, limit)
+
+    store.due_actions = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(dispatcher.run(stop))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await running
+    assert queries <= 3  # one look, then at most one every half second (not thousands)
+    assert adapter.performed == []

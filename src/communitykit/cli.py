@@ -619,9 +619,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbose: int) -> None:
     """The command (an application, unlike the library) decides where logs go: stderr."""
+    from communitykit.http import redact_processor
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     structlog.configure(
         processors=[
+            redact_processor,  # tokens never reach a log line, whoever logs them
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.dev.ConsoleRenderer(colors=False),

@@ -369,3 +369,11 @@ def test_priorities() -> None:
     )
     assert priority_of(act(SendMessage, text="x")) == Priority.NORMAL
     assert priority_of(act(CreateInviteLink, name="x")) == Priority.NORMAL
+
+
+async def test_a_long_text_of_white_space_is_refused_not_retried(
+    double: TelegramDouble, adapter: TelegramAdapter
+) -> None:
+    with pytest.raises(PermanentFailure, match="no text to send"):
+        await adapter.perform(act(SendMessage, text=" \n" * 3000))
+    assert double.delivered() == []

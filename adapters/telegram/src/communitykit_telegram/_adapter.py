@@ -781,6 +781,8 @@ class TelegramAdapter(Adapter):
         not sent again.
         """
         parts = split_text(text, MAX_MESSAGE_LENGTH, entities)
+        if not parts:
+            raise PermanentFailure("the message has no text to send (only white space)")
         paid = self.paid_broadcast and is_bulk(action)
         sent = self._parts_sent.get(action.action_id) or []
         async with self._chat_locks.hold(chat):

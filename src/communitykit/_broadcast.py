@@ -1,8 +1,8 @@
 """Broadcasts: one direct message to every reachable member of a segment.
 
 A broadcast is a set of :class:`~communitykit.model.SendDirectMessage` actions
-in the outbox, one per member identity, whose ids derive from the broadcast id and
-the identity. Queuing the same broadcast again adds only the actions not yet in
+in the outbox, one per member, whose ids derive from the broadcast id and the
+member. Queuing the same broadcast again adds only the actions not yet in
 the outbox, so a broadcast that was interrupted resumes where it stopped and no
 member ever gets it twice. The dispatcher delivers them as bulk work
 (:data:`~communitykit.engine.BULK_SOURCE_PREFIX`): replies and moderation go
@@ -129,7 +129,9 @@ def plan_broadcast(
             continue
         actions.append(
             SendDirectMessage(
-                action_id=stable_id("broadcast", broadcast_id, str(identity)),
+                # from the member, not the identity: resuming with other platforms
+                # configured never messages a member twice
+                action_id=stable_id("broadcast", broadcast_id, member.member_id),
                 platform=identity.platform,
                 user=identity.user_id,
                 source=source,

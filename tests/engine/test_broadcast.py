@@ -116,3 +116,27 @@ async def test_bad_broadcasts_are_refused_with_the_reason() -> None:
         await app.broadcast("hi", platform="telegram")
     with pytest.raises(BroadcastError, match="needs a text"):
         await app.broadcast("  ")
+
+
+def test_a_members_message_keeps_its_id_whichever_platform_carries_it() -> None:
+    from communitykit import Capabilities, Member, PlatformIdentity
+    from communitykit._broadcast import plan_broadcast
+
+    member = Member(
+        member_id="m1",
+        identities=(PlatformIdentity("console", "u1"), PlatformIdentity("telegram", "42")),
+        joined_at=T0,
+    )
+    dm = Capabilities(actions={"send_direct_message"}, direct_messages=True)
+    both = plan_broadcast(
+        broadcast_id="b1",
+        text="hi",
+        members=[member],
+        capabilities={"console": dm, "telegram": dm},
+    )
+    one = plan_broadcast(
+        broadcast_id="b1", text="hi", members=[member], capabilities={"telegram": dm}
+    )
+    assert [a.platform for a in both.actions] == ["console"]
+    assert [a.platform for a in one.actions] == ["telegram"]
+    assert both.actions[0].action_id == one.actions[0].action_id  # resumed: never twice

@@ -14,7 +14,11 @@ Everything the CLI does goes through this class.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import socket
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -44,9 +48,13 @@ from communitykit.model import (
     PlatformIdentity,
 )
 from communitykit.plugins import Plugins, make_plugin_manager
-from communitykit.store import Store, open_store
+from communitykit.store import Batch, Store, open_store
 
 __all__ = ["CommunityApp"]
+
+#: The store meta key of the running community's heartbeat, and how often it beats.
+RUNNER_META = "runner"
+HEARTBEAT_SECONDS = 5.0
 
 log = structlog.get_logger("communitykit.app")
 
@@ -77,6 +85,7 @@ class CommunityApp:
         self._dispatcher: Dispatcher | None = None
         self._stop = asyncio.Event()
         self._dispatch_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._running = False
 
     @classmethod
@@ -186,6 +195,7 @@ class CommunityApp:
             await self._stop_dispatcher()
             raise
         self._running = True
+        self._heartbeat_task = asyncio.create_task(self._heartbeat())
         log.info("community.started", community=self.config.community.name)
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
@@ -223,8 +233,39 @@ class CommunityApp:
         self._engine = None
         self._dispatcher = None
 
+    async def _heartbeat(self) -> None:
+        """Tell other processes on the same store that this one delivers the outbox."""
+        while not self._stop.is_set():
+            beat = {"pid": os.getpid(), "host": socket.gethostname(), "at": time.time()}
+            try:
+                self.store.commit(Batch(meta={RUNNER_META: json.dumps(beat)}))
+            except CommunityKitError as exc:  # the next beat tries again
+                log.warning("community.heartbeat_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=HEARTBEAT_SECONDS)
+
+    def running_elsewhere(self) -> dict[str, Any] | None:
+        """Another process running this community on the same store, if one is.
+
+        A running community (``start``) writes a heartbeat to the store every
+        few seconds; this returns its ``pid``, ``host`` and last beat when the
+        beat is recent and is not this process's.
+        """
+        text = self.store.get_meta(RUNNER_META)
+        if not text:
+            return None
+        beat: dict[str, Any] = json.loads(text)
+        mine = beat.get("pid") == os.getpid() and beat.get("host") == socket.gethostname()
+        fresh = time.time() - float(beat.get("at", 0)) < 3 * HEARTBEAT_SECONDS
+        return beat if fresh and not mine else None
+
     async def _stop_dispatcher(self) -> None:
         self._stop.set()
+        if self._heartbeat_task is not None:
+            await self._heartbeat_task
+            self._heartbeat_task = None
+            with contextlib.suppress(CommunityKitError):  # the beat stops with the process
+                self.store.commit(Batch(meta={RUNNER_META: ""}))
         if self._dispatch_task is not None:
             await self._dispatch_task
             self._dispatch_task = None

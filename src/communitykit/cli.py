@@ -438,6 +438,15 @@ async def _broadcast(app: Any, args: argparse.Namespace) -> int:
         f"{plan.without_platform} without a platform to reach them)"
     )
     report = app.broadcast_report(bid)
+    runner = app.running_elsewhere()
+    if runner is not None:  # two dispatchers on one outbox would send twice
+        out.print(
+            f"the community is running (pid {runner.get('pid')} on {runner.get('host')}): "
+            f"it delivers the broadcast. So far: {report.delivered} delivered, "
+            f"{report.unreachable} unreachable, {report.failed} failed, "
+            f"{report.pending} pending; run the same command again to see where it stands"
+        )
+        return 0
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -140,3 +140,19 @@ def test_a_members_message_keeps_its_id_whichever_platform_carries_it() -> None:
     assert [a.platform for a in both.actions] == ["console"]
     assert [a.platform for a in one.actions] == ["telegram"]
     assert both.actions[0].action_id == one.actions[0].action_id  # resumed: never twice
+
+
+async def test_a_running_community_beats_in_the_store_and_stops_beating_when_stopped() -> None:
+    import json
+    import os
+
+    from communitykit.app import RUNNER_META
+
+    app, _clock = memory_app(adapters={"console": ScriptedAdapter()})
+    async with app:
+        await asyncio.sleep(0)  # the first beat is written as the community starts
+        beat = json.loads(app.store.get_meta(RUNNER_META) or "{}")
+        assert beat["pid"] == os.getpid()
+        assert app.running_elsewhere() is None  # this process's own beat
+    app.open(with_adapters=False)
+    assert app.store.get_meta(RUNNER_META) == ""  # stopped: nobody delivers now

@@ -295,3 +295,35 @@ def test_broadcast_reaches_every_member_once_and_resumes(
     assert "(0 newly queued" in capsys.readouterr().out
     assert main(["broadcast", str(config), "--segment", "everyone", "--text", "x"]) == 1
     assert "unknown segment 'everyone'" in capsys.readouterr().err
+
+
+def test_broadcast_only_queues_when_the_community_runs_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG + "\n[platforms.console]\n", encoding="utf-8")
+    members = tmp_path / "m.csv"
+    members.write_text(
+        "platform,user_id,display_name,joined_at,tags\nconsole,u1,Ana,,\n", encoding="utf-8"
+    )
+    assert main(["members", "import", str(config), str(members)]) == 0
+    from communitykit import CommunityApp
+    from communitykit.app import RUNNER_META
+    from communitykit.store import Batch
+
+    app = CommunityApp.from_file(config)
+    app.open(with_adapters=False)
+    beat = {"pid": os.getpid() + 1, "host": "elsewhere", "at": time.time()}
+    app.store.commit(Batch(meta={RUNNER_META: json.dumps(beat)}))  # `run` beats like this
+    app.close()
+    capsys.readouterr()
+    assert main(["broadcast", str(config), "--text", "hi"]) == 0
+    shown = capsys.readouterr().out
+    assert "the community is running (pid" in shown and "1 pending" in shown
+    app = CommunityApp.from_file(config)
+    app.open(with_adapters=False)
+    try:
+        (item,) = list(app.store.outbox())
+        assert item.status.value == "pending"  # queued, left for the running community
+    finally:
+        app.close()

@@ -9,7 +9,7 @@ engine, so these rules only say what was earned and why.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import attrs
 
@@ -32,69 +32,59 @@ def _points(settings: Mapping[str, Any], default: int) -> int:
 
 
 @attrs.frozen
-class MessagePoints:
-    """``points`` for every message a member posts (capped per day by the ledger)."""
+class _PointsRule:
+    """What both points rules share: a fixed number of points, and a decision that
+    carries them (its source and explanation made once, not per event)."""
 
     points: int
-    name: str = "points.message"
-    event_types: frozenset[str] = frozenset({"message_posted"})
     _source: str = attrs.field(init=False, repr=False, eq=False)
     _explanation: str = attrs.field(init=False, repr=False, eq=False)
 
-    @_source.default
-    def _default_source(self) -> str:
-        return f"rule:{self.name}"
+    #: the rule's name, and what the points are for (in the explanation)
+    name: ClassVar[str]
+    FOR: ClassVar[str]
 
-    @_explanation.default
-    def _default_explanation(self) -> str:
-        return f"{self.points} points for a message"
+    def __attrs_post_init__(self) -> None:  # every field is set by now, a subclass's too
+        object.__setattr__(self, "_source", f"rule:{self.name}")
+        object.__setattr__(self, "_explanation", f"{self.points} points {self.FOR}")
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> MessagePoints:
+    def from_settings(cls, settings: Mapping[str, Any]) -> Self:
         return cls(points=_points(settings, 1))
+
+    def _decision(self, member: str, reason: str, key: str) -> Decision:
+        award = AwardPoints(member=member, points=self.points, reason=reason, key=key)
+        return Decision(source=self._source, explanation=self._explanation, awards=(award,))
+
+
+@attrs.frozen
+class MessagePoints(_PointsRule):
+    """``points`` for every message a member posts (capped per day by the ledger)."""
+
+    name: ClassVar[str] = "points.message"
+    FOR: ClassVar[str] = "for a message"
+    event_types: ClassVar[frozenset[str]] = frozenset({"message_posted"})
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
         event = ctx.event
         if not isinstance(event, MessagePosted) or self.points == 0:
             return None
-        return Decision(
-            source=self._source,
-            explanation=self._explanation,
-            awards=(
-                AwardPoints(
-                    member=ctx.member_id,
-                    points=self.points,
-                    reason=MESSAGE_REASON,
-                    key=f"{event.platform}:{event.event_id}:{self.name}",  # ctx.award_key
-                ),
-            ),
+        # ctx.award_key(self.name), without the call
+        return self._decision(
+            ctx.member_id, MESSAGE_REASON, f"{event.platform}:{event.event_id}:{self.name}"
         )
 
 
 @attrs.frozen
-class ReactionPoints:
+class ReactionPoints(_PointsRule):
     """``points`` to the author of a message for each reaction from someone else.
 
     One member reacting to one message pays once, however often they toggle it.
     """
 
-    points: int
-    name: str = "points.reaction"
-    event_types: frozenset[str] = frozenset({"reaction_added"})
-    _source: str = attrs.field(init=False, repr=False, eq=False)
-    _explanation: str = attrs.field(init=False, repr=False, eq=False)
-
-    @_source.default
-    def _default_source(self) -> str:
-        return f"rule:{self.name}"
-
-    @_explanation.default
-    def _default_explanation(self) -> str:
-        return f"{self.points} points to the author for a reaction received"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> ReactionPoints:
-        return cls(points=_points(settings, 1))
+    name: ClassVar[str] = "points.reaction"
+    FOR: ClassVar[str] = "to the author for a reaction received"
+    event_types: ClassVar[frozenset[str]] = frozenset({"reaction_added"})
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
         event = ctx.event
@@ -106,15 +96,7 @@ class ReactionPoints:
         if author is None or author.member_id == ctx.member_id:
             return None
         key = f"{event.platform}:reaction:{event.group}:{event.message_id}:{event.user}"
-        return Decision(
-            source=self._source,
-            explanation=self._explanation,
-            awards=(
-                AwardPoints(
-                    member=author.member_id, points=self.points, reason=REACTION_REASON, key=key
-                ),
-            ),
-        )
+        return self._decision(author.member_id, REACTION_REASON, key)
 
 
 @hookimpl

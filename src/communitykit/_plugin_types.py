@@ -175,7 +175,21 @@ class AdapterType:
 
 @runtime_checkable
 class Rule(Protocol):
-    """A configured rule: a pure function from context to decision."""
+    """A configured rule: a pure function from context to decision.
+
+    Optional attributes the engine reads when a rule has them:
+
+    * ``event_types``: the event types it wants (default: every event);
+    * ``window`` (a ``timedelta``): how far back ``ctx.recent`` must reach;
+    * ``next_run(after, tick)`` and ``on_schedule(tick)``: scheduled work (a sweep,
+      a deadline), like a campaign's, except that ``next_run`` also gets a
+      :class:`TickContext` to find its next moment in what it remembers;
+    * ``ladder`` (a :class:`~communitykit.WarningLadder`): the community's warning
+      ladder (the ``warning_ladder`` rule type).
+
+    The engine applies the rule's scope (groups, exemptions) before asking it, so
+    ``evaluate`` only sees members it applies to.
+    """
 
     @property
     def name(self) -> str:
@@ -186,11 +200,18 @@ class Rule(Protocol):
 
 @attrs.frozen(kw_only=True)
 class RuleType:
-    """A kind of rule, built from its settings (a table of ``community.toml``)."""
+    """A kind of rule, built from its settings (a table of ``community.toml``).
+
+    The factory gets the settings without the scope keys every rule takes
+    (``groups``, ``exempt_roles``, ``exempt_tiers``, ``exempt_tags``,
+    ``exempt_paid``: the engine applies those); ``scope_defaults`` gives them other
+    defaults for this type (``{"exempt_paid": True}``).
+    """
 
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[Mapping[str, Any]], Rule] = attrs.field(validator=_check_callable)
     description: str = ""
+    scope_defaults: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze)
 
 
 @runtime_checkable

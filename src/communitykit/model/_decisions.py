@@ -9,17 +9,19 @@ The engine applies every decision of one event in one store transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
 from communitykit._errors import ModelError
 from communitykit.model._actions import Action
-from communitykit.model._community import Community
+from communitykit.model._community import Community, Group
 from communitykit.model._events import Event
 from communitykit.model._members import Member
+from communitykit.model._moderation import Recent
 from communitykit.model._tiers import Tier
 from communitykit.model._time import aware_validator
 
@@ -30,6 +32,7 @@ __all__ = [
     "MemberState",
     "RuleContext",
     "TickContext",
+    "TickSource",
     "stable_id",
 ]
 
@@ -100,9 +103,36 @@ class AwardPoints:
             raise ModelError(f"an award needs a positive whole number of points, got {value!r}")
 
 
+def _fallbacks(value: Mapping[str, Iterable[Action]]) -> Mapping[str, tuple[Action, ...]]:
+    if not value:
+        return _NO_FALLBACKS
+    return MappingProxyType({key: tuple(actions) for key, actions in value.items()})
+
+
+def _state(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else MappingProxyType(dict(value))
+
+
+_NO_FALLBACKS: Mapping[str, tuple[Action, ...]] = MappingProxyType({})
+
+
 @attrs.frozen(kw_only=True)
 class Decision:
-    """What one rule or campaign decided about one event (or one scheduled moment)."""
+    """What one rule or campaign decided about one event (or one scheduled moment).
+
+    Besides points, actions and tags:
+
+    * ``strike`` counts a warning on the member's warning ladder: the engine adds
+      the ladder step it reaches (warn, mute, kick, ban) to the actions.
+    * ``fallbacks`` maps an action's id to what to do instead, in order, when the
+      platform cannot perform it (the adapter lacks the action, the bot lacks the
+      right, the member never started the bot). The audit trail records each
+      fallback taken.
+    * ``state`` replaces what the rule remembers about the member (read back with
+      ``ctx.rule_state(name)``; ``{}`` forgets it; ``None`` leaves it as it is).
+    * ``member`` names the member the decision is about when there is no event
+      (scheduled work); with an event it defaults to the event's member.
+    """
 
     source: str
     explanation: str
@@ -110,10 +140,23 @@ class Decision:
     actions: tuple[Action, ...] = attrs.field(default=(), converter=_actions)
     add_tags: frozenset[str] = attrs.field(default=frozenset(), converter=_tags)
     remove_tags: frozenset[str] = attrs.field(default=frozenset(), converter=_tags)
+    strike: bool = False
+    fallbacks: Mapping[str, tuple[Action, ...]] = attrs.field(
+        default=_NO_FALLBACKS, converter=_fallbacks
+    )
+    state: Mapping[str, Any] | None = attrs.field(default=None, converter=_state)
+    member: str | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.awards or self.actions or self.add_tags or self.remove_tags)
+        return not (
+            self.awards
+            or self.actions
+            or self.add_tags
+            or self.remove_tags
+            or self.strike
+            or self.state is not None
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -144,8 +187,16 @@ class RuleContext:
     ``already_awarded(key)`` says whether an award with that idempotency key was
     made (a check-in today, a referral reward).
 
-    Build one with every value to test a rule on its own; the engine builds a
-    context that looks each value up only when a rule reads it.
+    For moderation: ``recent`` (the member's recent messages before this one,
+    oldest first, as far back as the rules' longest ``window``), ``warnings`` (the
+    member's active warnings), ``rule_state(name)`` (what rule ``name``
+    remembers about the member), ``group`` (the configured group of the event, if
+    any), ``group_size(key)`` (members in a configured group now) and
+    ``invite_owner(invite)`` (the member an invite link or code belongs to).
+
+    Build one with every value to test a rule on its own (the moderation values
+    default to empty); the engine builds a context that looks each value up only
+    when a rule reads it.
     """
 
     __slots__ = (
@@ -154,11 +205,16 @@ class RuleContext:
         "_cap_remaining",
         "_capabilities",
         "_community",
+        "_group_size",
+        "_invite_owner",
         "_member",
         "_member_of",
         "_now",
+        "_recent",
+        "_rule_state",
         "_state",
         "_tier",
+        "_warnings",
         "event",
     )
 
@@ -179,7 +235,17 @@ class RuleContext:
         cap_remaining: Callable[[str], int | None],
         member_of: Callable[[str, str], Member | None],
         already_awarded: Callable[[str], bool],
+        recent: Sequence[Recent] = (),
+        warnings: int = 0,
+        rule_state: Callable[[str], Mapping[str, Any]] | None = None,
+        group_size: Callable[[str], int] | None = None,
+        invite_owner: Callable[[str], Member | None] | None = None,
     ) -> None:
+        self._recent = recent
+        self._warnings = warnings
+        self._rule_state = rule_state or _no_state
+        self._group_size = group_size or _no_size
+        self._invite_owner = invite_owner or _no_owner
         self.event = event
         self._member = member
         self._state = state
@@ -238,6 +304,30 @@ class RuleContext:
     def already_awarded(self, key: str) -> bool:
         return self._already_awarded(key)
 
+    @property
+    def recent(self) -> Sequence[Recent]:
+        return self._recent
+
+    @property
+    def warnings(self) -> int:
+        return self._warnings
+
+    def rule_state(self, name: str) -> Mapping[str, Any]:
+        return self._rule_state(name)
+
+    @property
+    def group(self) -> Group | None:
+        event = self.event
+        if event.group is None:
+            return None
+        return self.community.group(event.platform, event.group)
+
+    def group_size(self, key: str) -> int:
+        return self._group_size(key)
+
+    def invite_owner(self, invite: str) -> Member | None:
+        return self._invite_owner(invite)
+
     def action(self, cls: type[A], source: str, reason: str, index: int = 0, **fields: Any) -> A:
         """Build an action about this event with a stable id.
 
@@ -260,10 +350,83 @@ class RuleContext:
         return f"{event.platform}:{event.event_id}:{source}"
 
 
-@attrs.frozen(kw_only=True)
-class TickContext:
-    """What a campaign sees at a scheduled moment (no event)."""
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
-    now: datetime
-    community: Community
-    capabilities: Mapping[str, Capabilities]
+
+def _no_state(_name: str) -> Mapping[str, Any]:
+    return _EMPTY
+
+
+def _no_size(_key: str) -> int:
+    return 0
+
+
+def _no_owner(_invite: str) -> Member | None:
+    return None
+
+
+class TickContext:
+    """What a campaign or a rule sees at a scheduled moment (no event).
+
+    ``now``, ``community`` and ``capabilities`` (by platform); and to look over
+    the community: ``members()`` (every member with their state), ``state(id)``,
+    ``rule_states(name)`` (every member rule ``name`` remembers something about,
+    with it), ``groups_of(id)`` (keys of the configured groups the member is in),
+    ``group_size(key)`` and ``warnings(id)``. Built with only the first three, the
+    others are empty.
+    """
+
+    __slots__ = ("_source", "capabilities", "community", "now")
+
+    def __init__(
+        self,
+        *,
+        now: datetime,
+        community: Community,
+        capabilities: Mapping[str, Capabilities],
+        source: TickSource | None = None,
+    ) -> None:
+        self.now = now
+        self.community = community
+        self.capabilities = capabilities
+        self._source = source
+
+    def members(self) -> Iterator[tuple[Member, MemberState]]:
+        source = self._source
+        return iter(()) if source is None else source.members()
+
+    def member(self, member_id: str) -> Member | None:
+        source = self._source
+        return None if source is None else source.member(member_id)
+
+    def state(self, member_id: str) -> MemberState | None:
+        source = self._source
+        return None if source is None else source.state(member_id)
+
+    def rule_states(self, name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        source = self._source
+        return iter(()) if source is None else source.rule_states(name)
+
+    def groups_of(self, member_id: str) -> frozenset[str]:
+        source = self._source
+        return frozenset() if source is None else source.groups_of(member_id)
+
+    def group_size(self, key: str) -> int:
+        source = self._source
+        return 0 if source is None else source.group_size(key)
+
+    def warnings(self, member_id: str) -> int:
+        source = self._source
+        return 0 if source is None else source.warnings(member_id)
+
+
+class TickSource(Protocol):
+    """Where a :class:`TickContext` looks things up (the engine)."""
+
+    def members(self) -> Iterator[tuple[Member, MemberState]]: ...
+    def member(self, member_id: str) -> Member | None: ...
+    def state(self, member_id: str) -> MemberState | None: ...
+    def rule_states(self, name: str) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
+    def groups_of(self, member_id: str) -> frozenset[str]: ...
+    def group_size(self, key: str) -> int: ...
+    def warnings(self, member_id: str) -> int: ...

@@ -35,16 +35,16 @@ def test_reopening_the_file_gives_back_the_same_data(tmp_path: Path) -> None:
         second.close()
 
 
-def test_an_empty_database_is_migrated_to_version_1_and_reopening_is_a_no_op(
+def test_an_empty_database_is_migrated_to_the_newest_version_and_reopening_is_a_no_op(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "community.db"
     store = SQLiteStore(path)
     store.open()
-    assert store.schema_version() == SCHEMA_VERSION == 1
+    assert store.schema_version() == SCHEMA_VERSION == 2
     store.commit(full_batch())
     store.close()
-    assert _version(path) == [(1,)]
+    assert _version(path) == [(2,)]
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert set(METADATA.tables) <= tables
@@ -52,11 +52,40 @@ def test_an_empty_database_is_migrated_to_version_1_and_reopening_is_a_no_op(
     again = SQLiteStore(path)
     again.open()
     try:
-        assert again.schema_version() == 1
+        assert again.schema_version() == 2
         assert again.count_events() == len(full_batch().events)
     finally:
         again.close()
-    assert _version(path) == [(1,)]
+    assert _version(path) == [(2,)]
+
+
+def test_a_version_1_database_keeps_its_data_when_migrated_to_version_2(
+    tmp_path: Path,
+) -> None:
+    import sqlalchemy as sa
+
+    from communitykit.store._schema import MIGRATIONS, schema
+
+    path = tmp_path / "community.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        MIGRATIONS[0](conn)
+        conn.execute(schema.insert().values(version=1))
+    engine.dispose()
+    with sqlite3.connect(path) as conn:
+        before = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "ck_audit" not in before and "ck_events" in before
+
+    store = SQLiteStore(path)
+    store.open()
+    try:
+        assert store.schema_version() == 2
+        store.commit(full_batch())
+        assert store.count_events() == len(full_batch().events)
+        assert list(store.audit_trail()) == []
+    finally:
+        store.close()
+    assert _version(path) == [(2,)]
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -172,7 +201,7 @@ def test_a_store_that_cannot_connect_names_the_url_without_the_password() -> Non
 def test_open_store_opens_each_kind(tmp_path: Path) -> None:
     memory = open_store("memory://")
     assert memory.url == "memory://"
-    assert memory.schema_version() == 1  # already open
+    assert memory.schema_version() == SCHEMA_VERSION  # already open
     memory.close()
 
     path = tmp_path / "community.db"
@@ -180,7 +209,7 @@ def test_open_store_opens_each_kind(tmp_path: Path) -> None:
     try:
         assert isinstance(sqlite_store, SQLiteStore)
         assert sqlite_store.path == str(path)
-        assert sqlite_store.schema_version() == 1
+        assert sqlite_store.schema_version() == SCHEMA_VERSION
     finally:
         sqlite_store.close()
     assert path.exists()

@@ -249,7 +249,9 @@ def test_the_sample_ledger_holds_every_kind_of_entry() -> None:
 
 
 def test_a_fresh_store_is_empty_and_at_the_newest_schema(store: Store) -> None:
-    assert store.schema_version() == 1
+    from communitykit.store._schema import SCHEMA_VERSION
+
+    assert store.schema_version() == SCHEMA_VERSION
     assert store.count_events() == 0
     assert list(store.iter_events()) == []
     assert list(store.load_members()) == []
@@ -710,3 +712,76 @@ def test_a_read_in_progress_is_not_disturbed_by_a_commit(store: Store) -> None:
     store.commit(Batch(events=events[1_200:]))
     assert [first, *reading] == events[:1_200]
     assert list(store.iter_events()) == events
+
+
+# ------------------------------------------------------------------ moderation
+
+
+def test_moderation_state_reads_back_as_written_and_forgotten_state_is_gone(
+    store: Store,
+) -> None:
+    from communitykit.model import AuditKind, AuditRecord, SendMessage, Warn
+
+    at = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+    warn = Warn(
+        action_id="a-w",
+        platform="console",
+        group="g",
+        user="u",
+        source="rule:x",
+        reason="r",
+        count=1,
+    )
+    instead = SendMessage(
+        action_id="a-s", platform="console", group="g", source="rule:x", reason="r", text="hi"
+    )
+    first = Batch(
+        rule_states={
+            ("flood", "m1"): {"muted_until": "2026-03-01T10:00:00+08:00", "n": [1, 2]},
+            ("captcha", "m2"): {"code": "1234"},
+        },
+        group_members={("main", "m1"): at, ("main", "m2"): at},
+        invites={("console", "https://t.me/+abc"): "m1"},
+        audit=[
+            AuditRecord(
+                at=at,
+                kind=AuditKind.VERDICT,
+                rule="links",
+                member_id="m1",
+                event="console:e1",
+                actions=(warn,),
+                explanation="posted a link",
+            ),
+            AuditRecord(
+                at=at, kind=AuditKind.PARDON, rule="links", member_id="m2", explanation="pardoned"
+            ),
+        ],
+        fallbacks={"a-w": ("links", "m1", (instead,))},
+    )
+    store.commit(first)
+    store.commit(Batch(rule_states={("captcha", "m2"): None}, group_members={("main", "m2"): None}))
+
+    assert list(store.load_rule_states()) == [
+        ("flood", "m1", {"muted_until": "2026-03-01T10:00:00+08:00", "n": [1, 2]})
+    ]
+    assert list(store.load_group_members()) == [("main", "m1", at)]
+    assert list(store.load_invites()) == [("console", "https://t.me/+abc", "m1")]
+    trail = list(store.audit_trail())
+    assert [(r.seq, r.kind, r.member_id) for r in trail] == [
+        (1, AuditKind.VERDICT, "m1"),
+        (2, AuditKind.PARDON, "m2"),
+    ]
+    assert trail[0].actions == (warn,) and trail[0].at == at and trail[0].event == "console:e1"
+    assert [r.seq for r in store.audit_trail(member_id="m2")] == [2]
+    assert [r.seq for r in store.audit_trail(rule="links", member_id="m1")] == [1]
+    assert store.fallbacks_of("a-w") == ("links", "m1", (instead,))
+    assert store.fallbacks_of("a-nothing") is None
+
+
+def test_events_since_a_moment_are_those_at_or_after_it(store: Store) -> None:
+    batch = full_batch()
+    store.commit(batch)
+    moments = sorted(e.at for e in batch.events)
+    middle = moments[len(moments) // 2]
+    got = list(store.iter_events_since(middle))
+    assert got == [e for e in batch.events if e.at >= middle]

@@ -7,13 +7,15 @@ data lives as long as the object: closing and opening it again keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from communitykit.model import (
+    Action,
+    AuditRecord,
     Entry,
     Event,
     IdentityLink,
@@ -58,6 +60,11 @@ class MemoryStore:
         self._outbox: list[OutboxItem] = []
         self._positions: dict[str, int] = {}  # action id -> index in _outbox
         self._meta: dict[str, str] = {}
+        self._rule_states: dict[tuple[str, str], Mapping[str, object]] = {}
+        self._group_members: dict[tuple[str, str], datetime] = {}
+        self._invites: dict[tuple[str, str], str] = {}
+        self._audit: list[AuditRecord] = []
+        self._fallbacks: dict[str, tuple[str, str | None, tuple[Action, ...]]] = {}
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -133,8 +140,55 @@ class MemoryStore:
                 )
             )
         self._meta.update(batch.meta)
+        for key, state in batch.rule_states.items():
+            if state is None:
+                self._rule_states.pop(key, None)
+            else:
+                self._rule_states[key] = state
+        for key, since in batch.group_members.items():
+            if since is None:
+                self._group_members.pop(key, None)
+            else:
+                self._group_members[key] = since
+        self._invites.update(batch.invites)
+        for record in batch.audit:
+            self._audit.append(attrs.evolve(record, seq=len(self._audit) + 1))
+        self._fallbacks.update(batch.fallbacks)
 
     # ------------------------------------------------------------------ reading
+
+    def iter_events_since(self, at: datetime) -> Iterator[Event]:
+        self._require()
+        return iter([event for event in self._events if event.at >= at])
+
+    def load_rule_states(self) -> Iterator[tuple[str, str, Mapping[str, object]]]:
+        self._require()
+        return iter([(r, m, s) for (r, m), s in sorted(self._rule_states.items())])
+
+    def load_group_members(self) -> Iterator[tuple[str, str, datetime]]:
+        self._require()
+        return iter([(g, m, since) for (g, m), since in sorted(self._group_members.items())])
+
+    def load_invites(self) -> Iterator[tuple[str, str, str]]:
+        self._require()
+        return iter([(p, i, m) for (p, i), m in sorted(self._invites.items())])
+
+    def audit_trail(
+        self, *, member_id: str | None = None, rule: str | None = None
+    ) -> Iterator[AuditRecord]:
+        self._require()
+        return iter(
+            [
+                record
+                for record in self._audit
+                if (member_id is None or record.member_id == member_id)
+                and (rule is None or record.rule == rule)
+            ]
+        )
+
+    def fallbacks_of(self, action_id: str) -> tuple[str, str | None, tuple[Action, ...]] | None:
+        self._require()
+        return self._fallbacks.get(action_id)
 
     def seen_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         self._require()

@@ -17,7 +17,7 @@ offset of event and entry times (an event at ``+08:00`` reads back at
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -25,7 +25,15 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from communitykit._errors import CommunityKitError
-from communitykit.model import Action, Entry, Event, IdentityLink, Member, MemberState
+from communitykit.model import (
+    Action,
+    AuditRecord,
+    Entry,
+    Event,
+    IdentityLink,
+    Member,
+    MemberState,
+)
 
 __all__ = ["Batch", "OutboxItem", "OutboxStatus", "Store", "StoreError"]
 
@@ -68,6 +76,15 @@ class Batch:
     actions: list[Action] = attrs.Factory(list)  # new outbox items, in order
     created_at: datetime | None = None  # when the actions were decided (outbox created_at)
     meta: dict[str, str] = attrs.Factory(dict)  # small key/value state (schedules, cursors)
+    # moderation: what rules remember per member ((rule, member id) -> state, None
+    # forgets), group memberships ((group key, member id) -> since, None: left),
+    # invites ((platform, invite) -> member id), the audit trail, and the actions
+    # to take instead of one the platform cannot perform (action id -> in order)
+    rule_states: dict[tuple[str, str], Mapping[str, object] | None] = attrs.Factory(dict)
+    group_members: dict[tuple[str, str], datetime | None] = attrs.Factory(dict)
+    invites: dict[tuple[str, str], str] = attrs.Factory(dict)
+    audit: list[AuditRecord] = attrs.Factory(list)
+    fallbacks: dict[str, tuple[str, str | None, tuple[Action, ...]]] = attrs.Factory(dict)
 
     def __len__(self) -> int:
         return (
@@ -79,6 +96,11 @@ class Batch:
             + len(self.states)
             + len(self.actions)
             + len(self.meta)
+            + len(self.rule_states)
+            + len(self.group_members)
+            + len(self.invites)
+            + len(self.audit)
+            + len(self.fallbacks)
         )
 
 
@@ -129,6 +151,28 @@ class Store(Protocol):
     def load_states(self) -> Iterator[MemberState]: ...
 
     def get_meta(self, key: str) -> str | None: ...
+
+    def iter_events_since(self, at: datetime) -> Iterator[Event]:
+        """The stored events at or after ``at``, in the order they were committed."""
+
+    # --------------------------------------------------------------- moderation
+
+    def load_rule_states(self) -> Iterator[tuple[str, str, Mapping[str, object]]]:
+        """What every rule remembers: ``(rule, member id, state)``."""
+
+    def load_group_members(self) -> Iterator[tuple[str, str, datetime]]:
+        """Every membership of a configured group: ``(group key, member id, since)``."""
+
+    def load_invites(self) -> Iterator[tuple[str, str, str]]:
+        """Every member invite: ``(platform, invite link or code, member id)``."""
+
+    def audit_trail(
+        self, *, member_id: str | None = None, rule: str | None = None
+    ) -> Iterator[AuditRecord]:
+        """The audit trail, oldest first, of one member and/or one rule if given."""
+
+    def fallbacks_of(self, action_id: str) -> tuple[str, str | None, tuple[Action, ...]] | None:
+        """What to do instead of the action (the rule, the member, the actions in order)."""
 
     # ------------------------------------------------------------------- outbox
 

@@ -24,13 +24,18 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "WRITE_OPTION",
+    "audit",
     "events",
+    "fallbacks",
+    "group_members",
     "identities",
+    "invites",
     "ledger",
     "links",
     "members",
     "meta",
     "outbox",
+    "rule_states",
     "schema",
     "states",
 ]
@@ -171,14 +176,79 @@ outbox = sa.Table(
 )
 
 
+# ------------------------------------------------------------------ version 2: moderation
+
+rule_states = sa.Table(
+    "ck_rule_states",
+    METADATA,
+    sa.Column("key", sa.String, primary_key=True),  # rule \x1f member id
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("member_id", sa.String, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # JSON object
+)
+
+group_members = sa.Table(
+    "ck_group_members",
+    METADATA,
+    sa.Column("key", sa.String, primary_key=True),  # group key \x1f member id
+    sa.Column("group_key", sa.String, nullable=False),
+    sa.Column("member_id", sa.String, nullable=False),
+    sa.Column("since", sa.String, nullable=False),
+)
+
+invites = sa.Table(
+    "ck_invites",
+    METADATA,
+    sa.Column("key", sa.String, primary_key=True),  # platform \x1f invite link or code
+    sa.Column("member_id", sa.String, nullable=False),
+)
+
+fallbacks = sa.Table(
+    "ck_fallbacks",
+    METADATA,
+    sa.Column("action_id", sa.String, primary_key=True),
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("member_id", sa.String, nullable=True),
+    sa.Column("actions", sa.Text, nullable=False),  # JSON list of action objects, in order
+)
+
+audit = sa.Table(
+    "ck_audit",
+    METADATA,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("member_id", sa.String, nullable=True),
+    sa.Column("event", sa.String, nullable=True),
+    sa.Column("actions", sa.Text, nullable=False),  # JSON list of action objects
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Index("ix_ck_audit_member", "member_id"),
+    sa.Index("ix_ck_audit_rule", "rule"),
+)
+
+_VERSION_1 = (
+    *("ck_meta", "ck_schema", "ck_events", "ck_members", "ck_identities", "ck_links"),
+    *("ck_ledger", "ck_member_states", "ck_outbox"),
+)
+_VERSION_2 = ("ck_rule_states", "ck_group_members", "ck_invites", "ck_fallbacks", "ck_audit")
+
+
 def _create_tables(conn: sa.Connection) -> None:
-    METADATA.create_all(conn, checkfirst=False)
+    tables = [METADATA.tables[name] for name in _VERSION_1]
+    METADATA.create_all(conn, tables=tables, checkfirst=False)
+
+
+def _add_moderation(conn: sa.Connection) -> None:
+    tables = [METADATA.tables[name] for name in _VERSION_2]
+    METADATA.create_all(conn, tables=tables, checkfirst=False)
 
 
 Migration = Callable[[sa.Connection], None]
 
 #: Step ``i`` takes a database from version ``i`` to version ``i + 1``.
-MIGRATIONS: tuple[Migration, ...] = (_create_tables,)
+MIGRATIONS: tuple[Migration, ...] = (_create_tables, _add_moderation)
 
 #: The newest schema version this code knows.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from communitykit.model import (
+    Action,
+    AuditRecord,
     Entry,
     EntryKind,
     Event,
@@ -37,6 +39,7 @@ from communitykit.model import (
     Member,
     MemberState,
     PlatformIdentity,
+    action_from_dict,
     action_from_json,
     event_from_json,
 )
@@ -60,13 +63,18 @@ from communitykit.store._schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     WRITE_OPTION,
+    audit,
     events,
+    fallbacks,
+    group_members,
     identities,
+    invites,
     ledger,
     links,
     members,
     meta,
     outbox,
+    rule_states,
     schema,
     states,
 )
@@ -313,6 +321,82 @@ def _seen_query(count: int) -> _Bulk:
 _DELETE_IDENTITIES = _Bulk.delete(identities, "member_id")
 _DELETE_MEMBERS = _Bulk.delete(members, "member_id")
 _DELETE_META = _Bulk.delete(meta, "key")
+
+
+_RULE_STATES = _Upsert(rule_states, ("key", "rule", "member_id", "state"), "key")
+_DELETE_RULE_STATES = _Bulk.delete(rule_states, "key")
+_GROUP_MEMBERS = _Upsert(group_members, ("key", "group_key", "member_id", "since"), "key")
+_DELETE_GROUP_MEMBERS = _Bulk.delete(group_members, "key")
+_INVITES = _Upsert(invites, ("key", "member_id"), "key")
+_FALLBACKS = _Upsert(fallbacks, ("action_id", "rule", "member_id", "actions"), "action_id")
+_AUDIT = _Bulk.insert(
+    audit, ("at_us", "at", "kind", "rule", "member_id", "event", "actions", "explanation")
+)
+_SEP = "\x1f"
+
+
+def _moderation_rows(batch: Batch) -> list[tuple[Any, list[Row]]]:
+    """The moderation part of a batch, as (statement, rows) in the order to run."""
+    kept, forgotten = [], []
+    for (rule, member_id), state in batch.rule_states.items():
+        key = f"{rule}{_SEP}{member_id}"
+        if state is None:
+            forgotten.append((key,))
+        else:
+            kept.append((key, rule, member_id, _json(dict(state))))
+    joined, left = [], []
+    for (group_key, member_id), since in batch.group_members.items():
+        key = f"{group_key}{_SEP}{member_id}"
+        if since is None:
+            left.append((key,))
+        else:
+            joined.append((key, group_key, member_id, since.isoformat()))
+    return [
+        (_DELETE_RULE_STATES, forgotten),
+        (_RULE_STATES, kept),
+        (_DELETE_GROUP_MEMBERS, left),
+        (_GROUP_MEMBERS, joined),
+        (
+            _INVITES,
+            [(f"{platform}{_SEP}{invite}", m) for (platform, invite), m in batch.invites.items()],
+        ),
+        (
+            _FALLBACKS,
+            [
+                (action_id, rule, member_id, _json([a.to_dict() for a in actions]))
+                for action_id, (rule, member_id, actions) in batch.fallbacks.items()
+            ],
+        ),
+        (
+            _AUDIT,
+            [
+                (
+                    to_us(record.at),
+                    record.at.isoformat(),
+                    record.kind.value,
+                    record.rule,
+                    record.member_id,
+                    record.event,
+                    _json([a.to_dict() for a in record.actions]),
+                    record.explanation,
+                )
+                for record in batch.audit
+            ],
+        ),
+    ]
+
+
+def _audit_record(row: sa.Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        seq=row.seq,
+        at=datetime.fromisoformat(row.at),
+        kind=row.kind,
+        rule=row.rule,
+        member_id=row.member_id,
+        event=row.event,
+        actions=tuple(action_from_dict(a) for a in json.loads(row.actions)),
+        explanation=row.explanation,
+    )
 
 
 def _json(value: object) -> str:
@@ -645,6 +729,15 @@ class SQLStore:
         if not len(batch):
             return
         rows = _Rows(batch)
+        moderation = (
+            _moderation_rows(batch)
+            if batch.rule_states
+            or batch.group_members
+            or batch.invites
+            or batch.audit
+            or batch.fallbacks
+            else None
+        )
         try:
             with self._writing(engine) as conn:
                 if first is not None:
@@ -652,6 +745,9 @@ class SQLStore:
                     if first != expected:
                         raise refuse(self.url, out_of_sequence(batch.entries[0].entry_id, expected))
                 rows.write(conn)
+                if moderation:
+                    for statement, found in moderation:
+                        statement.run(conn, found)
         except sa.exc.IntegrityError as exc:
             raise refuse(self.url, self._diagnose(engine, batch, exc)) from exc
         except sa.exc.SQLAlchemyError as exc:
@@ -764,6 +860,50 @@ class SQLStore:
     def get_meta(self, key: str) -> str | None:
         value = self._scalar(sa.select(meta.c.value).where(meta.c.key == key))
         return None if value is None else str(value)
+
+    def iter_events_since(self, at: datetime) -> Iterator[Event]:
+        """The stored events at or after ``at``, in the order they were committed."""
+        stmt = sa.select(events.c.payload).where(events.c.at_us >= to_us(at)).order_by(events.c.seq)
+        return (event_from_json(row.payload) for row in self._stream(stmt))
+
+    # --------------------------------------------------------------- moderation
+
+    def load_rule_states(self) -> Iterator[tuple[str, str, Mapping[str, object]]]:
+        stmt = sa.select(rule_states).order_by(rule_states.c.key)
+        return ((r.rule, r.member_id, json.loads(r.state)) for r in self._stream(stmt))
+
+    def load_group_members(self) -> Iterator[tuple[str, str, datetime]]:
+        stmt = sa.select(group_members).order_by(group_members.c.key)
+        return ((r.group_key, r.member_id, _instant(r.since)) for r in self._stream(stmt))
+
+    def load_invites(self) -> Iterator[tuple[str, str, str]]:
+        stmt = sa.select(invites).order_by(invites.c.key)
+        for row in self._stream(stmt):
+            platform, _, invite = row.key.partition(_SEP)
+            yield platform, invite, row.member_id
+
+    def audit_trail(
+        self, *, member_id: str | None = None, rule: str | None = None
+    ) -> Iterator[AuditRecord]:
+        stmt = sa.select(audit).order_by(audit.c.seq)
+        if member_id is not None:
+            stmt = stmt.where(audit.c.member_id == member_id)
+        if rule is not None:
+            stmt = stmt.where(audit.c.rule == rule)
+        return map(_audit_record, self._stream(stmt))
+
+    def fallbacks_of(self, action_id: str) -> tuple[str, str | None, tuple[Action, ...]] | None:
+        engine = self._require()
+        stmt = sa.select(fallbacks).where(fallbacks.c.action_id == action_id)
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(stmt).first()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._read_error(exc) from exc
+        if row is None:
+            return None
+        actions = tuple(action_from_dict(a) for a in json.loads(row.actions))
+        return row.rule, row.member_id, actions
 
     # ------------------------------------------------------------------- outbox
 

@@ -39,6 +39,7 @@ from communitykit._plugin_types import Adapter, Campaign, PlatformSettings, Rule
 from communitykit.config import CommunityConfig, ConfigError, load_config
 from communitykit.engine import Dispatcher, Engine, ProcessResult
 from communitykit.model import (
+    AuditRecord,
     Capabilities,
     Entry,
     Event,
@@ -46,6 +47,7 @@ from communitykit.model import (
     Member,
     MemberState,
     PlatformIdentity,
+    RuleScope,
 )
 from communitykit.plugins import Plugins, make_plugin_manager
 from communitykit.store import Batch, Store, open_store
@@ -136,7 +138,7 @@ class CommunityApp:
             return
         config = self.config
         adapters = self._build_adapters(strict=with_adapters)
-        rules = self._build_rules()
+        rules, scopes = self._build_rules()
         campaigns = self._build_campaigns()
         if self._store is not None:
             store = self._store
@@ -156,6 +158,7 @@ class CommunityApp:
             campaigns=campaigns,
             capabilities=capabilities,
             clock=self.clock,
+            scopes=scopes,
             daily_caps={
                 "message": points.message_daily_cap,
                 "reaction_received": points.reaction_daily_cap,
@@ -170,7 +173,11 @@ class CommunityApp:
         for adapter in adapters.values():
             adapter.host = self
         dispatcher = Dispatcher(
-            store=store, adapters=adapters, plugins=self.plugins, clock=self.clock
+            store=store,
+            adapters=adapters,
+            plugins=self.plugins,
+            clock=self.clock,
+            fallback=engine.fall_back,
         )
         engine.on_commit = dispatcher.wake
         self.adapters = adapters
@@ -384,6 +391,26 @@ class CommunityApp:
 
     # ----------------------------------------------------------------- building
 
+    # --------------------------------------------------------------- moderation
+
+    def warnings(self, member_id: str) -> int:
+        """How many warnings of the member are active now."""
+        return self.engine.warnings(member_id)
+
+    async def pardon(self, member_id: str, *, by: str = "operator", note: str = "") -> int:
+        """Clear the member's active warnings (written to the audit trail); returns
+        how many were active."""
+        return await self.engine.pardon(member_id, by=by, note=note)
+
+    def audit(self, *, member_id: str | None = None, rule: str | None = None) -> list[AuditRecord]:
+        """The audit trail, oldest first: every verdict that led to an action, every
+        fallback taken and every pardon (of one member and/or one rule if given)."""
+        return list(self.store.audit_trail(member_id=member_id, rule=rule))
+
+    async def register_invite(self, platform: str, invite: str, member_id: str) -> None:
+        """Record that an invite link or code belongs to a member."""
+        await self.engine.register_invite(platform, invite, member_id)
+
     def _build_adapters(self, *, strict: bool = True) -> dict[str, Adapter]:
         adapters = dict(self._given_adapters)
         wanted: dict[str, PlatformSettings] = dict(self.config.platforms)
@@ -410,22 +437,42 @@ class CommunityApp:
             adapters[name] = adapter_type.factory(wanted[name])
         return adapters
 
-    def _build_rules(self) -> list[Rule]:
+    def _build_rules(self) -> tuple[list[Rule], dict[str, RuleScope]]:
+        """The rules (points rules first, then the configured ones in file order,
+        then those given in code) and the scope of each configured one."""
         types = self.plugins.rule_types()
         points = self.config.points
         rules: list[Rule] = []
+        scopes: dict[str, RuleScope] = {}
         for type_name, amount in (
             ("points.message", points.message),
             ("points.reaction", points.reaction_received),
         ):
             if amount and type_name in types:
                 rules.append(types[type_name].factory({"points": amount}))
+        named: dict[str, str] = {}
         for entry in self.config.rules:
             if not entry.enabled:
                 continue
-            rules.append(self._build(types, entry.type, entry.settings, entry.key, "rule"))
+            rule_type = types.get(entry.type)
+            defaults = rule_type.scope_defaults if rule_type is not None else {}
+            try:
+                scope, settings = RuleScope.split({**defaults, **entry.settings})
+            except CommunityKitError as exc:
+                raise ConfigError(self._config_path(), entry.key, detail=str(exc)) from None
+            rule = self._build(types, entry.type, settings, entry.key, "rule")
+            if rule.name in named:
+                raise ConfigError(
+                    self._config_path(),
+                    f"{entry.key}.name",
+                    detail=f"two rules are named {rule.name!r} ({named[rule.name]} and "
+                    f"{entry.key}); give one a different name",
+                )
+            named[rule.name] = entry.key
+            scopes[rule.name] = scope
+            rules.append(rule)
         rules.extend(self._extra_rules)
-        return rules
+        return rules, scopes
 
     def _build_campaigns(self) -> list[Campaign]:
         types = self.plugins.campaign_types()

@@ -24,7 +24,7 @@ import functools
 import gc
 import json
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,13 @@ import structlog
 
 from communitykit._clock import Clock
 from communitykit._errors import CommunityKitError, ModelError
+from communitykit._moderation import (
+    LADDER,
+    EngineTickSource,
+    Moderation,
+    audit_record,
+    choose,
+)
 from communitykit._plugin_types import (
     Adapter,
     Campaign,
@@ -43,6 +50,7 @@ from communitykit._plugin_types import (
 )
 from communitykit.model import (
     Action,
+    AuditKind,
     AwardPoints,
     Capabilities,
     Community,
@@ -59,16 +67,20 @@ from communitykit.model import (
     MemberPaid,
     MemberState,
     MemberStatus,
+    MessagePosted,
     PlatformIdentity,
     QualifyingFacts,
     ReactionAdded,
+    Recent,
     RuleContext,
+    RuleScope,
     SendDirectMessage,
     SetTitle,
     TickContext,
     Tier,
     TierLadder,
     TierState,
+    WarningLadder,
     apply_multiplier,
     stable_id,
 )
@@ -243,6 +255,27 @@ class _EventContext(RuleContext):
     def already_awarded(self, key: str) -> bool:
         return self._engine.ledger.has_key(key)
 
+    @property
+    def recent(self) -> Sequence[Recent]:
+        return self._engine.moderation.recent_of(self._member_id)
+
+    @property
+    def warnings(self) -> int:
+        return len(self._engine.moderation.warnings(self._member_id, self.event.at))
+
+    def rule_state(self, name: str) -> Mapping[str, Any]:
+        return self._engine.moderation.state(name, self._member_id)
+
+    def group_size(self, key: str) -> int:
+        return self._engine.moderation.group_size(key)
+
+    def invite_owner(self, invite: str) -> Member | None:
+        engine = self._engine
+        member_id = engine.moderation.invite_owner(self.event.platform, invite)
+        if member_id is None or member_id not in engine.graph:
+            return None
+        return engine.graph.get(member_id)
+
 
 class Engine:
     """Processes events for one community; see the module documentation."""
@@ -260,6 +293,7 @@ class Engine:
         clock: Clock,
         daily_caps: Mapping[str, int] | None = None,
         expire_after: timedelta | None = None,
+        scopes: Mapping[str, RuleScope] | None = None,
     ) -> None:
         self.community = community
         self.store = store
@@ -282,9 +316,30 @@ class Engine:
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
         self._moved_groups: list[tuple[str, str, str]] = []
-        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any]]]] = {}
+        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any], bool]]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
+        ladders = [
+            found
+            for r in self.rules
+            if isinstance(found := getattr(r, "ladder", None), WarningLadder)
+        ]
+        if len(ladders) > 1:
+            raise ModelError("a community has one warning ladder; two rules configure one")
+        windows = [w for r in self.rules if isinstance(w := getattr(r, "window", None), timedelta)]
+        self.moderation = Moderation(
+            scopes=scopes or {},
+            ladder=ladders[0] if ladders else WarningLadder(),
+            window=max(windows, default=timedelta(0)),
+            tz=self._tz,
+        )
+        #: rules asked at scheduled moments (``next_run`` and ``on_schedule``)
+        self.scheduled_rules = [
+            r
+            for r in self.rules
+            if callable(getattr(r, "next_run", None)) and callable(getattr(r, "on_schedule", None))
+        ]
+        self._rule_names = frozenset(r.name for r in self.rules)
 
     # ------------------------------------------------------------------ loading
 
@@ -318,7 +373,21 @@ class Engine:
         self._committed_entries = len(ledger)
         self._committed_links = graph.links_count()
         self._last_runs = {}
-        keys = ["tier_review", *(f"campaign:{c.name}" for c in self.campaigns)]
+        self.moderation.load(self.store, self.clock.now(), graph.canonical_id)
+        window = self.moderation.window
+        if window:
+            since = self.clock.now() - window
+            recent = []
+            for event in self.store.iter_events_since(since):
+                member_id = graph.member_id_of(event.platform, event.user)
+                if member_id is not None:
+                    recent.append((member_id, event))
+            self.moderation.rebuild_recent(recent)
+        keys = [
+            "tier_review",
+            *(f"campaign:{c.name}" for c in self.campaigns),
+            *(f"rule:{r.name}" for r in self.scheduled_rules),
+        ]
         for key in keys:
             text = self.store.get_meta(f"schedule:{key}")
             if text is not None:
@@ -411,8 +480,9 @@ class Engine:
         listening = frozenset(h for h in _NOTIFICATIONS if self.plugins.has_listeners(h))
         return _Pending(Batch(created_at=now), listening)
 
-    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any]]]:
-        """The rules and campaigns that want events of this type, in order.
+    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any], bool]]:
+        """The rules and campaigns that want events of this type, in order, each
+        with whether it is a rule (whose scope applies and whose verdicts are audited).
 
         A rule or campaign may declare ``event_types`` (a collection of event type
         names); without it, it is asked about every event.
@@ -423,11 +493,11 @@ class Engine:
             for rule in self.rules:
                 wanted = getattr(rule, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((rule.name, rule.evaluate))
+                    found.append((rule.name, rule.evaluate, True))
             for campaign in self.campaigns:
                 wanted = getattr(campaign, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((campaign.name, campaign.on_event))
+                    found.append((campaign.name, campaign.on_event, False))
             self._routes[event_type] = found
         return found
 
@@ -483,7 +553,14 @@ class Engine:
             await plugins.notify(hook, **kwargs)
 
     def _member_for(
-        self, platform: str, user: str, at: datetime, pending: _Pending, *, joining: bool = False
+        self,
+        platform: str,
+        user: str,
+        at: datetime,
+        pending: _Pending,
+        *,
+        joining: bool = False,
+        requested: bool = False,
     ) -> Member:
         member_id = self.graph.member_id_of(platform, user)
         if member_id is not None:
@@ -493,7 +570,7 @@ class Engine:
             member_id=str(identity),
             identities=(identity,),
             joined_at=at if joining else None,
-            status=MemberStatus.ACTIVE,
+            status=MemberStatus.PENDING if requested else MemberStatus.ACTIVE,
         )
         provenance = LinkProvenance(method=LinkMethod.JOINED, at=at)
         self.graph.add(member, provenance)
@@ -516,10 +593,17 @@ class Engine:
         member: Member | None = None
         if member_id is None or kind in _MEMBERSHIP_TYPES:
             member = self._member_for(
-                platform, event.user, at, pending, joining=kind == "member_joined"
+                platform,
+                event.user,
+                at,
+                pending,
+                joining=kind == "member_joined",
+                requested=kind == "join_requested",
             )
             member = self._apply_event_to_member(event, member, pending)
             member_id = member.member_id
+            if kind != "member_paid":
+                self.moderation.membership(event, member_id, self.community, pending.batch)
         if kind in _ACTIVE_TYPES:
             live = self._live[member_id]
             live.last_active_at = at
@@ -540,18 +624,31 @@ class Engine:
         first = len(pending.decisions)
         if askers:
             ctx = _EventContext(self, event, member_id, member)
-            for name, ask in askers:
+            scopes = self.moderation.scopes
+            for name, ask, is_rule in askers:
+                if is_rule and name in scopes and self._exempt(name, ctx):
+                    continue
                 try:
                     decision = ask(ctx)
                 except Exception as exc:  # a broken rule must not stop the community
                     self._rule_failed(name, event, exc)
                     continue
                 if decision is not None:
-                    self._apply_decision(decision, event, pending)
+                    self._apply_decision(decision, event, pending, name if is_rule else None)
+        if kind == "message_posted" and self.moderation.window:
+            assert isinstance(event, MessagePosted)
+            self.moderation.remember(member_id, event)
         if "communitykit_event_processed" in pending.listening:
             mine = tuple(pending.decisions[first:])
             note = {"event": event, "decisions": mine}
             pending.notes.append(("communitykit_event_processed", note))
+
+    def _exempt(self, rule: str, ctx: _EventContext) -> bool:
+        event = ctx.event
+        group = None if event.group is None else self.community.group(event.platform, event.group)
+        tier = self._live[ctx.member_id].tier
+        key = None if group is None else group.key
+        return self.moderation.exemption(rule, ctx.member, tier, key, event.at) is not None
 
     def _member_of(self, platform: str, user: str) -> Member | None:
         member_id = self.graph.member_id_of(platform, user)
@@ -599,25 +696,92 @@ class Engine:
         )
 
     def _apply_decision(
-        self, decision: Decision | None, event: Event | None, pending: _Pending
+        self,
+        decision: Decision | None,
+        event: Event | None,
+        pending: _Pending,
+        rule: str | None = None,
     ) -> None:
+        """Apply what a rule or campaign decided; ``rule`` names the rule that did
+        (its verdicts are audited), ``None`` for a campaign or the engine."""
         if decision is None or decision.empty:
             return
         pending.decisions.append(decision)
         at = event.at if event is not None else self.clock.now()
         for award in decision.awards:
             self._award(award, at, pending)
-        if decision.actions:
+        if (
+            decision.strike
+            or decision.state is not None
+            or decision.fallbacks
+            or (rule is not None and decision.actions)
+        ):
+            self._moderate(decision, event, pending, rule, at)
+        elif decision.actions:
             for action in decision.actions:
                 self._queue_action(action, pending)
         if decision.add_tags or decision.remove_tags:
-            if event is None:
-                return
-            member = self._member_of(event.platform, event.user)
+            member = None
+            if decision.member is not None and decision.member in self.graph:
+                member = self.graph.get(decision.member)
+            elif event is not None:
+                member = self._member_of(event.platform, event.user)
             if member is not None:
                 tags = (member.tags | decision.add_tags) - decision.remove_tags
                 if tags != member.tags:
                     self._update_member(attrs.evolve(member, tags=tags), pending)
+
+    def _moderate(
+        self,
+        decision: Decision,
+        event: Event | None,
+        pending: _Pending,
+        rule: str | None,
+        at: datetime,
+    ) -> None:
+        """The moderation part of a decision: its state, a strike on the warning
+        ladder, fallbacks for what the platform cannot do, and the audit trail."""
+        moderation = self.moderation
+        batch = pending.batch
+        member_id = decision.member
+        if member_id is None and event is not None:
+            member_id = self.graph.member_id_of(event.platform, event.user)
+        name = rule or decision.source.partition(":")[2] or decision.source
+        if decision.state is not None and member_id is not None:
+            moderation.set_state(name, member_id, decision.state, batch)
+        actions = list(decision.actions)
+        fallbacks = dict(decision.fallbacks)
+        explanation = decision.explanation
+        if decision.strike:
+            if member_id is None or event is None:
+                log.warning("strike.without_event", source=decision.source, member=member_id)
+            else:
+                more, more_fallbacks, phrase = moderation.strike(
+                    member_id, event, decision.explanation, decision.source, batch
+                )
+                actions.extend(more)
+                fallbacks.update(more_fallbacks)
+                explanation = f"{explanation} ({phrase})"
+        chosen, notes = choose(actions, fallbacks, self.capabilities)
+        queued = []
+        for action, rest in chosen:
+            if self._queue_action(action, pending):
+                queued.append(action)
+                if rest:
+                    batch.fallbacks[action.action_id] = (name, member_id, rest)
+        if notes:
+            explanation = f"{explanation}; " + "; ".join(notes)
+        if rule is not None and (queued or notes):
+            record = audit_record(
+                at=at,
+                kind=AuditKind.VERDICT,
+                rule=rule,
+                member_id=member_id,
+                event=event,
+                actions=queued,
+                explanation=explanation,
+            )
+            batch.audit.append(record)
 
     def _award(
         self, award: AwardPoints, at: datetime, pending: _Pending, *, strict: bool = False
@@ -673,7 +837,8 @@ class Engine:
     def _multiplied(points: int, multiplier: Decimal) -> int:
         return apply_multiplier(points, multiplier)
 
-    def _queue_action(self, action: Action, pending: _Pending) -> None:
+    def _queue_action(self, action: Action, pending: _Pending) -> bool:
+        """Put ``action`` in the batch's outbox if its platform can perform it."""
         capabilities = self.capabilities.get(action.platform)
         if capabilities is None or not capabilities.can(action.TYPE):
             log.info(
@@ -682,11 +847,12 @@ class Engine:
                 type=action.TYPE,
                 source=action.source,
             )
-            return
+            return False
         if isinstance(action, SendDirectMessage) and not capabilities.direct_messages:
             log.info("action.unsupported", platform=action.platform, type=action.TYPE)
-            return
+            return False
         pending.batch.actions.append(action)
+        return True
 
     # -------------------------------------------------------------------- tiers
 
@@ -785,7 +951,64 @@ class Engine:
             moment = campaign.next_run(after)
             if moment is not None:
                 moments.append(moment)
+        if self.scheduled_rules:
+            tick = self._tick(self.clock.now())
+            for rule in self.scheduled_rules:
+                moment = self._rule_next_run(rule, tick)
+                if moment is not None:
+                    moments.append(moment)
         return min(moments)
+
+    def _tick(self, now: datetime) -> TickContext:
+        return TickContext(
+            now=now,
+            community=self.community,
+            capabilities=self.capabilities,
+            source=EngineTickSource(self),
+        )
+
+    def _in_scope(self, action: Action, scope: RuleScope) -> bool:
+        """Whether an action of a scheduled rule is in a group its scope covers
+        (an action outside any group, a direct message, always is)."""
+        if action.group is None:
+            return True
+        group = self.community.group(action.platform, action.group)
+        return scope.covers(None if group is None else group.key)
+
+    def _rule_next_run(self, rule: Rule, tick: TickContext) -> datetime | None:
+        try:
+            moment: datetime | None = getattr(rule, "next_run")(  # noqa: B009 - optional
+                self._last_run(f"rule:{rule.name}"), tick
+            )
+        except Exception as exc:
+            log.error("rule.failed", rule=rule.name, error=f"{type(exc).__name__}: {exc}")
+            return None
+        return moment
+
+    def _run_rule(self, rule: Rule, moment: datetime, pending: _Pending) -> None:
+        """A scheduled rule's work at ``moment``; its decisions about exempt members
+        (by the rule's scope) are dropped."""
+        try:
+            decisions = list(getattr(rule, "on_schedule")(self._tick(moment)))  # noqa: B009
+        except Exception as exc:
+            log.error("rule.failed", rule=rule.name, error=f"{type(exc).__name__}: {exc}")
+            decisions = []
+        scope = self.moderation.scopes.get(rule.name)
+        today = moment.astimezone(self._tz).date()
+        for decision in decisions:
+            member_id = decision.member
+            if scope is not None and member_id is not None and member_id in self.graph:
+                state = self._live.get(member_id)
+                tier = state.tier if state is not None else self.ladder.base.name
+                if scope.exemption(self.graph.get(member_id), tier, today) is not None:
+                    continue
+            if scope is not None and scope.groups and decision.actions:
+                kept = tuple(a for a in decision.actions if self._in_scope(a, scope))
+                if len(kept) != len(decision.actions):
+                    if not kept and decision.state is None:
+                        continue
+                    decision = attrs.evolve(decision, actions=kept)
+            self._apply_decision(decision, None, pending, rule.name)
 
     async def run_due(self) -> int:
         """Run every piece of scheduled work due at the clock's time; returns how many ran.
@@ -823,6 +1046,15 @@ class Engine:
                         self._apply_decision(decision, None, pending)
                     pending.batch.meta[f"schedule:{key}"] = moment.isoformat()
                     ran += 1
+                if self.scheduled_rules:
+                    tick = self._tick(now)
+                    for rule in self.scheduled_rules:
+                        moment = self._rule_next_run(rule, tick)
+                        if moment is None or moment > now:
+                            continue
+                        self._run_rule(rule, moment, pending)
+                        pending.batch.meta[f"schedule:rule:{rule.name}"] = moment.isoformat()
+                        ran += 1
                 self._settle_tiers(pending, now)
             except BaseException:
                 self.load()
@@ -924,6 +1156,91 @@ class Engine:
     def _apply_group_move(self, platform: str, old_id: str, new_id: str) -> None:
         if self.community.group(platform, old_id) is not None:
             self.community = self.community.with_group_id_changed(platform, old_id, new_id)
+
+    # --------------------------------------------------------------- moderation
+
+    async def fall_back(self, action: Action, reason: str) -> Action | None:
+        """``action`` failed for good: queue what its rule said to do instead, if
+        anything, and write the fallback to the audit trail. Returns the action
+        queued. Taking the same fallback twice (a restart between this and marking
+        the action failed) queues nothing new."""
+        async with self._lock:
+            found = self.store.fallbacks_of(action.action_id)
+            if found is None:
+                return None
+            rule, member_id, chain = found
+            now = self.clock.now()
+            pending = self._pending(now)
+            chosen, notes = choose(chain[:1], {chain[0].action_id: chain[1:]}, self.capabilities)
+            if not chosen:
+                return None
+            instead, rest = chosen[0]
+            if self.store.known_actions([instead.action_id]):
+                return None
+            self._queue_action(instead, pending)
+            if rest:
+                pending.batch.fallbacks[instead.action_id] = (rule, member_id, rest)
+            what = action.TYPE.replace("_", " ")
+            explanation = f"{what} could not be performed ({reason}); {instead.TYPE} instead"
+            if notes:
+                explanation += "; " + "; ".join(notes)
+            pending.batch.audit.append(
+                audit_record(
+                    at=now,
+                    kind=AuditKind.FALLBACK,
+                    rule=rule,
+                    member_id=member_id,
+                    event=None,
+                    actions=(instead,),
+                    explanation=explanation,
+                )
+            )
+            entries = self._commit(pending)
+            await self._notifying.acquire()
+        await self._notify(pending, entries)
+        return instead
+
+    def warnings(self, member_id: str) -> int:
+        """How many warnings of the member are active now."""
+        return len(self.moderation.warnings(member_id, self.clock.now()))
+
+    async def pardon(self, member_id: str, *, by: str = "operator", note: str = "") -> int:
+        """Clear the member's warnings (audited); returns how many were active."""
+        async with self._lock:
+            if member_id not in self.graph:
+                raise ModelError(f"no member {member_id!r}")
+            now = self.clock.now()
+            active = len(self.moderation.warnings(member_id, now))
+            pending = self._pending(now)
+            self.moderation.pardon(member_id, pending.batch)
+            explanation = f"pardoned by {by}: {active} active warning(s) cleared"
+            if note:
+                explanation += f" ({note})"
+            pending.batch.audit.append(
+                audit_record(
+                    at=now,
+                    kind=AuditKind.PARDON,
+                    rule=LADDER,
+                    member_id=member_id,
+                    event=None,
+                    actions=(),
+                    explanation=explanation,
+                )
+            )
+            entries = self._commit(pending)
+            await self._notifying.acquire()
+        await self._notify(pending, entries)
+        return active
+
+    async def register_invite(self, platform: str, invite: str, member_id: str) -> None:
+        """Record that an invite link or code belongs to a member (entry rules accept
+        a valid member invite; referral campaigns attribute newcomers)."""
+        async with self._lock:
+            if member_id not in self.graph:
+                raise ModelError(f"no member {member_id!r}")
+            pending = self._pending(self.clock.now())
+            self.moderation.register_invite(platform, invite, member_id, pending.batch)
+            self._commit(pending)
 
     async def queue_actions(self, actions: Sequence[Action], *, chunk: int = 5000) -> int:
         """Put actions decided outside any event (a broadcast) in the outbox.
@@ -1039,8 +1356,12 @@ class Dispatcher:
         max_attempts: int = 8,
         max_backoff: float = 300.0,
         concurrency: int = 64,
+        fallback: Callable[[Action, str], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
+        #: called with an action that failed for good, before it is marked failed
+        #: (the engine queues what its rule said to do instead)
+        self.fallback = fallback
         self.adapters = dict(adapters)
         self.plugins = plugins
         self.clock = clock
@@ -1161,6 +1482,7 @@ class Dispatcher:
             return False
         if not adapter.capabilities.can(action.TYPE):
             reason = f"{action.platform} cannot perform {action.TYPE}"
+            await self._fall_back(action, reason)
             self.store.mark_failed(action.action_id, reason, now)
             await self.plugins.notify(
                 "communitykit_action_failed", action=action, reason=reason, permanent=True
@@ -1170,6 +1492,7 @@ class Dispatcher:
             receipt = await adapter.perform(action)
         except PermanentFailure as exc:
             reason = f"{UNREACHABLE}{exc.reason}" if exc.unreachable else exc.reason
+            await self._fall_back(action, exc.reason)
             self.store.mark_failed(action.action_id, reason, self.clock.now())
             log.info("action.failed", action_id=action.action_id, reason=reason)
             await self.plugins.notify(
@@ -1183,6 +1506,18 @@ class Dispatcher:
         self.store.mark_delivered(action.action_id, receipt.platform_message_id, self.clock.now())
         await self.plugins.notify("communitykit_action_delivered", action=action, receipt=receipt)
         return True
+
+    async def _fall_back(self, action: Action, reason: str) -> None:
+        if self.fallback is None:
+            return
+        try:
+            await self.fallback(action, reason)
+        except Exception as exc:  # the failure itself is still recorded
+            log.error(
+                "action.fallback_failed",
+                action_id=action.action_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def _retry_later(self, item: OutboxItem, reason: str, retry_after: float | None) -> bool:
         action = item.action

@@ -134,9 +134,13 @@ class Moderation:
     def member_groups(self, member_id: str) -> frozenset[str]:
         return frozenset(self.groups_of.get(member_id, ()))
 
-    def recent_of(self, member_id: str) -> tuple[Recent, ...]:
+    def recent_of(self, member_id: str, at: datetime) -> tuple[Recent, ...]:
+        """The member's remembered messages no older than the window before ``at``."""
         found = self.recent.get(member_id)
-        return () if not found else tuple(found)
+        if not found:
+            return ()
+        horizon = at - self.window
+        return tuple(r for r in found if r.at >= horizon)
 
     def exemption(
         self, rule: str, member: Member, tier: str, group_key: str | None, at: datetime

@@ -34,7 +34,7 @@ from communitykit._broadcast import (
     segment_members,
 )
 from communitykit._clock import Clock, SystemClock
-from communitykit._errors import CommunityKitError
+from communitykit._errors import CommunityKitError, ModelError
 from communitykit._plugin_types import Adapter, Campaign, PlatformSettings, Rule
 from communitykit.config import CommunityConfig, ConfigError, load_config
 from communitykit.engine import Dispatcher, Engine, ProcessResult
@@ -47,6 +47,7 @@ from communitykit.model import (
     Member,
     MemberState,
     PlatformIdentity,
+    Role,
     RuleScope,
 )
 from communitykit.plugins import Plugins, make_plugin_manager
@@ -406,6 +407,23 @@ class CommunityApp:
         """The audit trail, oldest first: every verdict that led to an action, every
         fallback taken and every pardon (of one member and/or one rule if given)."""
         return list(self.store.audit_trail(member_id=member_id, rule=rule))
+
+    async def set_role(self, member_id: str, role: Role | str) -> Member:
+        """Make a member an ``owner``, ``admin``, ``kol`` or plain ``member``."""
+        try:
+            chosen = Role(role)
+        except ValueError:
+            known = ", ".join(r.value for r in Role)
+            raise ModelError(f"unknown role {role!r} (known: {known})") from None
+        return await self.engine.set_role(member_id, chosen)
+
+    async def tag(self, member_id: str, *tags: str) -> Member:
+        """Give a member tags (rules may exempt a tag; segments select by tag)."""
+        return await self.engine.retag(member_id, add=frozenset(tags))
+
+    async def untag(self, member_id: str, *tags: str) -> Member:
+        """Take tags from a member."""
+        return await self.engine.retag(member_id, remove=frozenset(tags))
 
     async def register_invite(self, platform: str, invite: str, member_id: str) -> None:
         """Record that an invite link or code belongs to a member."""

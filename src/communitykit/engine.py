@@ -72,6 +72,7 @@ from communitykit.model import (
     QualifyingFacts,
     ReactionAdded,
     Recent,
+    Role,
     RuleContext,
     RuleScope,
     SendDirectMessage,
@@ -257,7 +258,7 @@ class _EventContext(RuleContext):
 
     @property
     def recent(self) -> Sequence[Recent]:
-        return self._engine.moderation.recent_of(self._member_id)
+        return self._engine.moderation.recent_of(self._member_id, self.event.at)
 
     @property
     def warnings(self) -> int:
@@ -394,10 +395,17 @@ class Engine:
                 self._last_runs[key] = datetime.fromisoformat(text)
         # The first daily review is the first midnight after the engine first ran;
         # that moment is stored at once, so a restart does not move it forward.
-        if "tier_review" not in self._last_runs:
+        # Likewise a scheduled rule's first moment is the first after it was first loaded.
+        anchors = [
+            key
+            for key in ("tier_review", *(f"rule:{r.name}" for r in self.scheduled_rules))
+            if key not in self._last_runs
+        ]
+        if anchors:
             anchor = self.clock.now()
-            self.store.commit(Batch(meta={"schedule:tier_review": anchor.isoformat()}))
-            self._last_runs["tier_review"] = anchor
+            self.store.commit(Batch(meta={f"schedule:{k}": anchor.isoformat() for k in anchors}))
+            for key in anchors:
+                self._last_runs[key] = anchor
         moved = self.store.get_meta(_MOVED_GROUPS)
         self._moved_groups = [] if moved is None else [(p, o, n) for p, o, n in json.loads(moved)]
         for platform, old_id, new_id in self._moved_groups:
@@ -1231,6 +1239,37 @@ class Engine:
             await self._notifying.acquire()
         await self._notify(pending, entries)
         return active
+
+    async def set_role(self, member_id: str, role: Role) -> Member:
+        """Make a member an owner, admin, KOL or plain member (rules exempt staff)."""
+        async with self._lock:
+            if member_id not in self.graph:
+                raise ModelError(f"no member {member_id!r}")
+            pending = self._pending(self.clock.now())
+            member = self.graph.get(member_id)
+            if member.role is not role:
+                member = self._update_member(attrs.evolve(member, role=role), pending)
+            self._commit(pending)
+            return member
+
+    async def retag(
+        self,
+        member_id: str,
+        *,
+        add: frozenset[str] = frozenset(),
+        remove: frozenset[str] = frozenset(),
+    ) -> Member:
+        """Add and remove tags of a member (an operator's decision)."""
+        async with self._lock:
+            if member_id not in self.graph:
+                raise ModelError(f"no member {member_id!r}")
+            pending = self._pending(self.clock.now())
+            member = self.graph.get(member_id)
+            tags = (member.tags | add) - remove
+            if tags != member.tags:
+                member = self._update_member(attrs.evolve(member, tags=tags), pending)
+            self._commit(pending)
+            return member
 
     async def register_invite(self, platform: str, invite: str, member_id: str) -> None:
         """Record that an invite link or code belongs to a member (entry rules accept

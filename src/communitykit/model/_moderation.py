@@ -257,8 +257,8 @@ class WarningLadder:
         )
 
     def active(self, warnings: Sequence[datetime], now: datetime) -> tuple[datetime, ...]:
-        """The warnings that have not decayed at ``now`` (given ones, oldest first)."""
-        return tuple(w for w in warnings if w <= now < w + self.decay)
+        """The warnings that have not decayed at ``now``, in the order given."""
+        return tuple(w for w in warnings if now < w + self.decay)
 
     def strike(
         self, warnings: Sequence[datetime], now: datetime

@@ -28,6 +28,8 @@ from communitykit._plugin_types import Adapter, PlatformSettings
 from communitykit.app import CommunityApp
 from communitykit.config import CommunityConfig
 from communitykit.model import (
+    AuditKind,
+    AuditRecord,
     EntryKind,
     Event,
     LifecycleSettings,
@@ -38,7 +40,14 @@ from communitykit.model import (
 from communitykit.plugins import Plugins, make_plugin_manager
 from communitykit.store import MemoryStore
 
-__all__ = ["SimulationResult", "read_events", "simulate"]
+__all__ = [
+    "RulesCheck",
+    "SimulationResult",
+    "check_rules",
+    "read_events",
+    "simulate",
+    "verdict_line",
+]
 
 
 @attrs.frozen
@@ -89,13 +98,24 @@ def simulate(
     )
 
 
-async def _simulate(
+@attrs.frozen
+class _Replay:
+    app: CommunityApp
+    now: datetime
+    read: int
+    recorded: int
+    duplicates: int
+    skipped: list[dict[str, Any]]
+
+
+async def _replay(
     config: CommunityConfig,
     events_path: Path,
-    out_dir: Path,
     plugins: Plugins,
     progress: Callable[[int], None] | None,
-) -> SimulationResult:
+) -> _Replay:
+    """Feed the log through a community on the console adapter and a store in memory,
+    the clock following the events; the app is left open for the caller to read."""
     skipped: list[dict[str, Any]] = []
     platforms: set[str] = set(config.platforms) | {g.platform for g in config.community.groups}
     first_at: datetime | None = None
@@ -118,25 +138,91 @@ async def _simulate(
     )
     app.open()
     engine = app.engine
-    read = recorded = duplicates = rejected = 0
+    read = recorded = duplicates = 0
     for number, item in read_events(events_path):
         read += 1
         if isinstance(item, FormatError):
             skipped.append({"line": number, "reason": item.detail, "field": item.field})
             continue
-        await engine.advance_to(item.at, clock.set)
+        if item.at > clock.now():  # an event from the past is processed at the clock's time
+            await engine.advance_to(item.at, clock.set)
         result = await engine.process([item])
         recorded += result.recorded
         duplicates += result.duplicates
         if result.rejected:
-            rejected += result.rejected
             skipped.append({"line": number, "reason": "the event has no platform, id or user"})
         if progress is not None:
             progress(1)
     await engine.advance_to(clock.now(), clock.set)
-    summary = _write_outputs(app, out_dir, read, recorded, duplicates, skipped, clock.now())
-    app.close()
+    return _Replay(app, clock.now(), read, recorded, duplicates, skipped)
+
+
+async def _simulate(
+    config: CommunityConfig,
+    events_path: Path,
+    out_dir: Path,
+    plugins: Plugins,
+    progress: Callable[[int], None] | None,
+) -> SimulationResult:
+    run = await _replay(config, events_path, plugins, progress)
+    try:
+        summary = _write_outputs(
+            run.app, out_dir, run.read, run.recorded, run.duplicates, run.skipped, run.now
+        )
+    finally:
+        run.app.close()
     return SimulationResult(out_dir=out_dir, summary=summary)
+
+
+@attrs.frozen
+class RulesCheck:
+    """What ``communitykit rules check`` found: every verdict, in order, and the
+    lines of the log that were skipped."""
+
+    verdicts: tuple[AuditRecord, ...]
+    skipped: tuple[dict[str, Any], ...]
+    events: int
+
+    def per_rule(self) -> dict[str, int]:
+        counts = Counter(record.rule for record in self.verdicts)
+        return dict(sorted(counts.items()))
+
+
+def check_rules(
+    config: CommunityConfig,
+    events_path: Path,
+    *,
+    plugins: Plugins | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RulesCheck:
+    """Evaluate the configured rules on an event log without touching any platform:
+    the same engine as a live run, on the console adapter and a store in memory."""
+    import asyncio
+
+    async def go() -> RulesCheck:
+        run = await _replay(config, events_path, plugins or make_plugin_manager(), progress)
+        try:
+            verdicts = tuple(r for r in run.app.audit() if r.kind is AuditKind.VERDICT)
+        finally:
+            run.app.close()
+        return RulesCheck(verdicts=verdicts, skipped=tuple(run.skipped), events=run.recorded)
+
+    return asyncio.run(go())
+
+
+def verdict_line(record: AuditRecord) -> str:
+    """One verdict as the JSON line ``rules check`` prints."""
+    platform, _, event_id = (record.event or "").partition(":")
+    data = {
+        "event_id": event_id or None,
+        "platform": platform or None,
+        "rule": record.rule,
+        "member": record.member_id,
+        "at": record.at.isoformat(),
+        "actions": [action.to_dict() for action in record.actions],
+        "explanation": record.explanation,
+    }
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _dumps(data: object) -> str:
@@ -197,7 +283,7 @@ def _write_outputs(
                 ),
                 "stage": stage.value,
                 "segments": sorted(_segments(member, now.astimezone(engine.community.tz).date())),
-                "warnings": 0,
+                "warnings": len(engine.moderation.warnings(member.member_id, now)),
                 "streak": 0,
             }
             out.write(_dumps(row) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import logging
 import signal
 import sys
@@ -413,6 +414,114 @@ def _cmd_points_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_members_role(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member = _find_member(app, args.member)
+        updated = asyncio.run(app.set_role(member.member_id, args.role))
+        out.print(f"{updated.member_id} is now {updated.role.value}", markup=False)
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_members_tag(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member = _find_member(app, args.member)
+        if args.remove:
+            updated = asyncio.run(app.untag(member.member_id, *args.tags))
+        else:
+            updated = asyncio.run(app.tag(member.member_id, *args.tags))
+        shown = ", ".join(sorted(updated.tags)) or "none"
+        out.print(f"{updated.member_id} tags: {shown}", markup=False)
+    finally:
+        app.close()
+    return 0
+
+
+# ---------------------------------------------------------------------- rules
+
+
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    from communitykit._simulate import check_rules, verdict_line
+    from communitykit.config import load_config
+
+    config = load_config(args.config)
+    events = Path(args.events)
+    if not events.is_file():
+        raise UsageError(f"{events}: no such file")
+    with events.open(encoding="utf-8") as handle:
+        total = sum(1 for line in handle if line.strip())
+    with _progress() as progress:
+        task = progress.add_task("checking rules", total=total)
+        result = check_rules(config, events, progress=lambda n: progress.advance(task, n))
+    for skipped in result.skipped:
+        field = f" (field {skipped['field']})" if skipped.get("field") else ""
+        err.print(f"{events}:{skipped['line']}: skipped{field}: {skipped['reason']}", markup=False)
+    for record in result.verdicts:
+        out.print(verdict_line(record), markup=False, highlight=False)
+    table = Table(title="verdicts per rule", show_edge=False)
+    table.add_column("rule")
+    table.add_column("verdicts", justify="right")
+    counts = result.per_rule()
+    for rule, count in counts.items():
+        table.add_row(rule, f"{count:,}")
+    table.add_row("[bold]total[/]", f"[bold]{sum(counts.values()):,}[/]")
+    err.print(table)
+    err.print(f"{result.events:,} events evaluated; no platform was touched")
+    return 0
+
+
+def _cmd_rules_pardon(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member = _find_member(app, args.member)
+        cleared = asyncio.run(app.pardon(member.member_id, by=args.by, note=args.note or ""))
+        out.print(
+            f"pardoned {member.member_id}: {cleared} active warning(s) cleared "
+            "(recorded in the audit trail)",
+            markup=False,
+        )
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        member_id = None
+        if args.member:
+            member_id = _find_member(app, args.member).member_id
+        records = app.audit(member_id=member_id, rule=args.rule)
+        if args.limit:
+            records = records[-args.limit :]
+        if args.json:
+            for record in records:
+                out.print(json.dumps(record.to_dict(), ensure_ascii=False), markup=False)
+            return 0
+        table = Table(show_edge=False)
+        for column in ("#", "at", "kind", "rule", "member", "event", "actions", "why"):
+            table.add_column(column, overflow="fold")
+        for record in records:
+            table.add_row(
+                str(record.seq),
+                record.at.isoformat(timespec="seconds"),
+                record.kind.value,
+                record.rule,
+                record.member_id or "-",
+                record.event or "-",
+                ", ".join(a.TYPE for a in record.actions) or "-",
+                record.explanation,
+            )
+        out.print(table)
+        out.print(f"{len(records):,} record(s)")
+    finally:
+        app.close()
+    return 0
+
+
 # ------------------------------------------------------------------ broadcast
 
 
@@ -588,6 +697,41 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("config", metavar="CONFIG")
     show.add_argument("member", metavar="MEMBER", help="member id or platform:user_id")
     show.set_defaults(handler=_cmd_members_show)
+
+    role = member_commands.add_parser("role", help="make a member an owner, admin, kol or member")
+    role.add_argument("config", metavar="CONFIG")
+    role.add_argument("member", metavar="MEMBER", help="member id or platform:user_id")
+    role.add_argument("role", choices=["owner", "admin", "kol", "member"])
+    role.set_defaults(handler=_cmd_members_role)
+    tag = member_commands.add_parser("tag", help="give a member tags (or take them with --remove)")
+    tag.add_argument("config", metavar="CONFIG")
+    tag.add_argument("member", metavar="MEMBER", help="member id or platform:user_id")
+    tag.add_argument("tags", metavar="TAG", nargs="+")
+    tag.add_argument("--remove", action="store_true", help="take the tags away instead")
+    tag.set_defaults(handler=_cmd_members_tag)
+
+    rules = commands.add_parser("rules", help="dry-run the rules on an event log; pardon")
+    rule_commands = rules.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    check = rule_commands.add_parser(
+        "check", help="evaluate the rules on an event log and print each verdict (JSON lines)"
+    )
+    check.add_argument("config", metavar="CONFIG")
+    check.add_argument("events", metavar="EVENTS.jsonl")
+    check.set_defaults(handler=_cmd_rules_check)
+    pardon = rule_commands.add_parser("pardon", help="clear a member's active warnings")
+    pardon.add_argument("config", metavar="CONFIG")
+    pardon.add_argument("member", metavar="MEMBER", help="member id or platform:user_id")
+    pardon.add_argument("--by", default="operator", help="who pardons (kept in the audit trail)")
+    pardon.add_argument("--note", help="why (kept in the audit trail)")
+    pardon.set_defaults(handler=_cmd_rules_pardon)
+
+    aud = commands.add_parser("audit", help="the audit trail: verdicts, fallbacks, pardons")
+    aud.add_argument("config", metavar="CONFIG")
+    aud.add_argument("--member", help="only this member (member id or platform:user_id)")
+    aud.add_argument("--rule", help="only this rule")
+    aud.add_argument("--limit", type=_positive, help="only the last N records")
+    aud.add_argument("--json", action="store_true", help="one JSON object per line")
+    aud.set_defaults(handler=_cmd_audit)
 
     points = commands.add_parser("points", help="award points and see a member's history")
     point_commands = points.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)

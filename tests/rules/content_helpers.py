@@ -170,3 +170,8 @@ def action_ids(decision: Decision) -> list[str]:
     for alternatives in decision.fallbacks.values():
         found.extend(alternatives)
     return [action.action_id for action in found]
+
+
+def wide(text: str) -> str:
+    """``text`` with its ASCII letters, digits and punctuation written full-width."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)

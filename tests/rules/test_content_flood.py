@@ -102,6 +102,12 @@ def test_no_second_mute_while_the_first_lasts() -> None:
     assert decision.state == {"muted_until": (until + timedelta(minutes=10)).isoformat()}
 
 
+@pytest.mark.parametrize("stored", ["not a time", "2026-03-29T02:00:00", 17, None])
+def test_a_muted_until_it_cannot_read_is_no_mute(stored: object) -> None:
+    states = {"flood": {"muted_until": stored}}
+    assert flood().evaluate(context(posted("x"), history=burst(5), states=states)) is not None
+
+
 def test_the_state_is_kept_under_the_rules_name() -> None:
     states = {"flood": {"muted_until": (T0 + timedelta(hours=1)).isoformat()}}
     renamed = flood(name="fast")

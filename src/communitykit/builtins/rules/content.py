@@ -333,6 +333,18 @@ class FloodRule:
         return rule
 
     @staticmethod
+    def _still_muted(muted: object, at: datetime) -> bool:
+        """Whether a mute this rule gave (``muted_until``, ISO text) lasts at ``at``;
+        a value it cannot read (not written by this rule) is no mute."""
+        if not isinstance(muted, str):
+            return False
+        try:
+            until = datetime.fromisoformat(muted)
+        except ValueError:
+            return False
+        return until.tzinfo is not None and at < until
+
+    @staticmethod
     def _user_on(ctx: RuleContext, message: MessagePosted, platform: str) -> str | None:
         if platform == message.platform:
             return message.user
@@ -345,8 +357,7 @@ class FloodRule:
             return None
         assert message.group is not None  # _message keeps group messages only
         at = message.at
-        muted = ctx.rule_state(self.name).get("muted_until")
-        if isinstance(muted, str) and at < datetime.fromisoformat(muted):
+        if self._still_muted(ctx.rule_state(self.name).get("muted_until"), at):
             return None
         here = (message.platform, message.group)
         earlier = [

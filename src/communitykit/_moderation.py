@@ -56,6 +56,8 @@ log = structlog.get_logger("communitykit.moderation")
 LADDER = "warning_ladder"
 #: most messages remembered per member for ``ctx.recent``
 RECENT_LIMIT = 64
+#: most messages remembered per member as already warned for (edits count once)
+STRUCK_LIMIT = 20
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -210,7 +212,7 @@ class Moderation:
         return self.invites.get((platform, invite))
 
     def pardon(self, member_id: str, batch: Batch) -> int:
-        """Clear the member's warnings; how many were active... or stored."""
+        """Clear the member's warnings; how many were stored."""
         stored = self.state(LADDER, member_id).get("warnings", ())
         self.set_state(LADDER, member_id, {}, batch)
         return len(stored)
@@ -231,10 +233,20 @@ class Moderation:
     ) -> tuple[list[Action], dict[str, tuple[Action, ...]], str]:
         """Count a warning: the actions of the step it reaches, their fallbacks, and
         a phrase for the audit trail."""
-        stored = self.state(LADDER, member_id).get("warnings", ())
-        warnings = [datetime.fromisoformat(w) for w in stored]
+        current = self.state(LADDER, member_id)
+        struck = list(current.get("struck", ()))
+        message_id = getattr(event, "message_id", None)
+        if message_id is not None:
+            key = f"{event.platform}:{event.group}:{message_id}"
+            if key in struck:  # an edit of a message already warned for counts once
+                return [], {}, "already warned for this message"
+            struck = [*struck, key][-STRUCK_LIMIT:]
+        warnings = [datetime.fromisoformat(w) for w in current.get("warnings", ())]
         kept, index, step = self.ladder.strike(warnings, event.at)
-        self.set_state(LADDER, member_id, {"warnings": [w.isoformat() for w in kept]}, batch)
+        state: dict[str, Any] = {"warnings": [w.isoformat() for w in kept]}
+        if struck:
+            state["struck"] = struck
+        self.set_state(LADDER, member_id, state, batch)
         count = len(kept)
         actions, fallbacks = ladder_actions(step, index, count, event, explanation, source)
         phrase = f"warning {count} of the ladder: {step}"

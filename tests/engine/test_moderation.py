@@ -20,6 +20,7 @@ from communitykit import (
     DeleteMessage,
     MemberJoined,
     MemberLeft,
+    MessageEdited,
     MessagePosted,
     Mute,
     Recent,
@@ -46,7 +47,7 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 class BadWords:
     """Strikes a message containing 'bad' and deletes it (with a reply as fallback)."""
 
-    event_types: ClassVar[frozenset[str]] = frozenset({"message_posted"})
+    event_types: ClassVar[frozenset[str]] = frozenset({"message_posted", "message_edited"})
     window = timedelta(minutes=10)
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
@@ -56,7 +57,7 @@ class BadWords:
     def evaluate(self, ctx: RuleContext) -> Decision | None:
         self.seen.append(tuple(ctx.recent))
         event = ctx.event
-        assert isinstance(event, MessagePosted)
+        assert isinstance(event, MessagePosted | MessageEdited)
         if "bad" not in event.text:
             return None
         source = f"rule:{self.name}"
@@ -463,3 +464,24 @@ async def test_exempt_members_never_receive_actions(
     expected = {f"u{w}" for w in messages if w < len(people)} - exempt
     assert acted_on == expected
     assert {r.member_id for r in app.audit()} == {f"console:{u}" for u in expected}
+
+
+async def test_editing_a_message_already_warned_for_does_not_count_again() -> None:
+    app, _, _ = build()
+    await app.feed([say(1, "bad")])
+    edit = MessageEdited(
+        event_id="x1",
+        platform="console",
+        group="main",
+        user="ana",
+        at=T0 + timedelta(seconds=30),
+        message_id="1",
+        text="still bad",
+    )
+    await app.feed([edit])
+    assert app.warnings("console:ana") == 1
+    ladder = [a for a in outbox(app) if not isinstance(a, DeleteMessage)]
+    assert [type(a) for a in ladder] == [Warn]
+    assert "already warned for this message" in app.audit()[-1].explanation
+    await app.feed([say(2, "bad too", at=T0 + timedelta(minutes=1))])
+    assert app.warnings("console:ana") == 2

@@ -3,6 +3,7 @@ pardon, and a decayed warning never counts."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,7 +53,7 @@ def test_the_ladder_goes_back_only_when_warnings_decay(
     ladder: WarningLadder, seconds: list[int]
 ) -> None:
     seen = offences(ladder, seconds)
-    for (_, earlier, before_earlier), (_, later, before_later) in zip(seen, seen[1:], strict=False):
+    for (_, earlier, before_earlier), (_, later, before_later) in itertools.pairwise(seen):
         if later < earlier:
             # fewer warnings are active than after the earlier offence: some decayed
             assert before_later < before_earlier + 1
@@ -72,9 +73,7 @@ def test_decayed_warnings_never_count(ladder: WarningLadder, seconds: list[int])
 @given(ladders, st.integers(min_value=1, max_value=20))
 def test_offences_close_together_climb_one_step_each(ladder: WarningLadder, count: int) -> None:
     seen = offences(ladder, [1] * count)
-    assert [index for _, index, _ in seen] == [
-        min(i, len(ladder.steps) - 1) for i in range(count)
-    ]
+    assert [index for _, index, _ in seen] == [min(i, len(ladder.steps) - 1) for i in range(count)]
 
 
 def test_ladder_steps_read_back_as_written_and_bad_ones_are_refused() -> None:

@@ -1,0 +1,27 @@
+"""Built-in membership rule types: ``entry``, ``captcha``, ``inactivity`` and
+``size_cap`` (who gets in, who proves they are human, who is swept out after a
+long silence, and where newcomers go when a group is full).
+
+Each is a pure rule (see ``docs/rules-membership.md``); this module registers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from communitykit._plugin_types import RuleType
+from communitykit.builtins.rules._entry import EntryRule
+from communitykit.hookspecs import hookimpl
+
+__all__ = ["EntryRule", "communitykit_rule_types"]
+
+
+@hookimpl
+def communitykit_rule_types() -> Iterable[RuleType]:
+    return [
+        RuleType(
+            name="entry",
+            factory=EntryRule.from_settings,
+            description="approve or decline join requests by questionnaire, payment or invite",
+        ),
+    ]

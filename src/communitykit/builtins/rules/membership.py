@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from communitykit._plugin_types import RuleType
+from communitykit.builtins.rules._captcha import CaptchaRule, captcha_code
 from communitykit.builtins.rules._entry import EntryRule
 from communitykit.hookspecs import hookimpl
 
-__all__ = ["EntryRule", "communitykit_rule_types"]
+__all__ = ["CaptchaRule", "EntryRule", "captcha_code", "communitykit_rule_types"]
 
 
 @hookimpl
@@ -23,5 +24,10 @@ def communitykit_rule_types() -> Iterable[RuleType]:
             name="entry",
             factory=EntryRule.from_settings,
             description="approve or decline join requests by questionnaire, payment or invite",
+        ),
+        RuleType(
+            name="captcha",
+            factory=CaptchaRule.from_settings,
+            description="newcomers answer a /verify code before a deadline or are removed",
         ),
     ]

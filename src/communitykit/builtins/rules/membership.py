@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from communitykit._plugin_types import RuleType
 from communitykit.builtins.rules._captcha import CaptchaRule, captcha_code
 from communitykit.builtins.rules._entry import EntryRule
+from communitykit.builtins.rules._sweep import InactivityRule
 from communitykit.hookspecs import hookimpl
 
-__all__ = ["CaptchaRule", "EntryRule", "captcha_code", "communitykit_rule_types"]
+__all__ = ["CaptchaRule", "EntryRule", "InactivityRule", "captcha_code", "communitykit_rule_types"]
 
 
 @hookimpl
@@ -29,5 +30,11 @@ def communitykit_rule_types() -> Iterable[RuleType]:
             name="captcha",
             factory=CaptchaRule.from_settings,
             description="newcomers answer a /verify code before a deadline or are removed",
+        ),
+        RuleType(
+            name="inactivity",
+            factory=InactivityRule.from_settings,
+            description="a daily sweep that reminds, then removes, long-silent members",
+            scope_defaults={"exempt_paid": True},
         ),
     ]

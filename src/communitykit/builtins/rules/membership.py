@@ -12,10 +12,18 @@ from collections.abc import Iterable
 from communitykit._plugin_types import RuleType
 from communitykit.builtins.rules._captcha import CaptchaRule, captcha_code
 from communitykit.builtins.rules._entry import EntryRule
+from communitykit.builtins.rules._sizecap import SizeCapRule
 from communitykit.builtins.rules._sweep import InactivityRule
 from communitykit.hookspecs import hookimpl
 
-__all__ = ["CaptchaRule", "EntryRule", "InactivityRule", "captcha_code", "communitykit_rule_types"]
+__all__ = [
+    "CaptchaRule",
+    "EntryRule",
+    "InactivityRule",
+    "SizeCapRule",
+    "captcha_code",
+    "communitykit_rule_types",
+]
 
 
 @hookimpl
@@ -36,5 +44,10 @@ def communitykit_rule_types() -> Iterable[RuleType]:
             factory=InactivityRule.from_settings,
             description="a daily sweep that reminds, then removes, long-silent members",
             scope_defaults={"exempt_paid": True},
+        ),
+        RuleType(
+            name="size_cap",
+            factory=SizeCapRule.from_settings,
+            description="a full group declines or removes newcomers and points them to the next",
         ),
     ]

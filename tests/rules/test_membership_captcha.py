@@ -366,3 +366,17 @@ def test_next_run_is_never_later_than_any_pending_deadline(offsets: list[int]) -
     }
     when = RULE.next_run(AT, tick(AT, source=source_with(states, {})))
     assert when == AT + timedelta(minutes=min(offsets))
+
+
+@given(
+    minutes=st.integers(min_value=0, max_value=5), later=st.integers(min_value=0, max_value=10**6)
+)
+def test_a_verified_member_is_never_removed(minutes: int, later: int) -> None:
+    state = pending_state()
+    event = verify((state["code"],), AT + timedelta(minutes=minutes))
+    answered = RULE.evaluate(context(event, rule_state={"captcha": state}))
+    assert answered is not None and answered.state is not None
+    source = source_with({"m1": answered.state}, {"m1": frozenset({"main"})})
+    now = AT + timedelta(minutes=minutes, seconds=later)
+    assert RULE.next_run(None, tick(now, source=source)) is None
+    assert list(RULE.on_schedule(tick(now, source=source))) == []

@@ -259,33 +259,27 @@ class CaptchaRule:
         moment = deadline.isoformat()
         where = known.key if known is not None else group
         reason = f"did not answer the captcha by {moment}"
-        action: Action
-        if failures >= self.ban_after:
-            action = Ban(
-                action_id=stable_id(self.name, member_id, moment, Ban.TYPE),
-                platform=platform,
-                group=group,
-                user=user,
-                source=self.source,
-                reason=reason,
-            )
-            verb = f"banned from {where} after {failures} missed captchas in a row"
+        banned = failures >= self.ban_after
+        kind: type[Kick | Ban] = Ban if banned else Kick
+        action = kind(
+            action_id=stable_id(self.name, member_id, moment, kind.TYPE),
+            platform=platform,
+            group=group,
+            user=user,
+            source=self.source,
+            reason=reason,
+        )
+        if banned:
+            outcome = f"banned from {where} (missed captcha {failures} in a row)"
         else:
-            action = Kick(
-                action_id=stable_id(self.name, member_id, moment, Kick.TYPE),
-                platform=platform,
-                group=group,
-                user=user,
-                source=self.source,
-                reason=reason,
-            )
-            verb = (
+            outcome = (
                 f"removed from {where} (missed captcha {failures} of {self.ban_after} before a ban)"
             )
         return Decision(
             source=self.source,
-            explanation=f"did not answer the captcha within {format_duration(self.timeout)}; "
-            + verb,
+            explanation=(
+                f"did not answer the captcha within {format_duration(self.timeout)}; {outcome}"
+            ),
             actions=(action,),
             state={"failures": failures},
             member=member_id,

@@ -181,14 +181,27 @@ class Moderation:
                 members[member_id] = event.at
                 self.groups_of.setdefault(member_id, set()).add(group.key)
                 batch.group_members[(group.key, member_id)] = event.at
-        elif member_id in members:
-            del members[member_id]
-            keys = self.groups_of.get(member_id)
-            if keys is not None:
-                keys.discard(group.key)
-                if not keys:
-                    del self.groups_of[member_id]
-            batch.group_members[(group.key, member_id)] = None
+        else:
+            self.leave(event.platform, event.group, member_id, community, batch)
+
+    def leave(
+        self, platform: str, group_id: str, member_id: str, community: Community, batch: Batch
+    ) -> bool:
+        """The member is no longer in the group (left, or removed); whether they were."""
+        group = community.group(platform, group_id)
+        if group is None:
+            return False
+        members = self.members_of.get(group.key)
+        if members is None or member_id not in members:
+            return False
+        del members[member_id]
+        keys = self.groups_of.get(member_id)
+        if keys is not None:
+            keys.discard(group.key)
+            if not keys:
+                del self.groups_of[member_id]
+        batch.group_members[(group.key, member_id)] = None
+        return True
 
     def remember(self, member_id: str, event: MessagePosted) -> None:
         if not self.window:

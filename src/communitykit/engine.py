@@ -50,14 +50,18 @@ from communitykit._plugin_types import (
 )
 from communitykit.model import (
     Action,
+    ApproveJoin,
     AuditKind,
     AwardPoints,
+    Ban,
     Capabilities,
     Community,
     Decision,
+    DeclineJoin,
     Entry,
     Event,
     IdentityGraph,
+    Kick,
     Ledger,
     LinkMethod,
     LinkProvenance,
@@ -630,6 +634,7 @@ class Engine:
                     dirty.add(author_id)
         askers = self._askers(kind)
         first = len(pending.decisions)
+        queued, audited = len(pending.batch.actions), len(pending.batch.audit)
         if askers:
             ctx = _EventContext(self, event, member_id, member)
             scopes = self.moderation.scopes
@@ -643,6 +648,8 @@ class Engine:
                     continue
                 if decision is not None:
                     self._apply_decision(decision, event, pending, name if is_rule else None)
+        if kind == "join_requested":
+            self._settle_join(pending, queued, audited)
         if kind == "message_posted" and self.moderation.window:
             assert isinstance(event, MessagePosted)
             self.moderation.remember(member_id, event)
@@ -650,6 +657,28 @@ class Engine:
             mine = tuple(pending.decisions[first:])
             note = {"event": event, "decisions": mine}
             pending.notes.append(("communitykit_event_processed", note))
+
+    @staticmethod
+    def _settle_join(pending: _Pending, queued: int, audited: int) -> None:
+        """One join request, two answers (one rule approves, another declines, say
+        the group is full): the decline wins, and the audit trail says so."""
+        batch = pending.batch
+        mine = batch.actions[queued:]
+        if not any(isinstance(a, DeclineJoin) for a in mine) or not any(
+            isinstance(a, ApproveJoin) for a in mine
+        ):
+            return
+        dropped = {a.action_id for a in mine if isinstance(a, ApproveJoin)}
+        batch.actions[queued:] = [a for a in mine if a.action_id not in dropped]
+        for index in range(audited, len(batch.audit)):
+            record = batch.audit[index]
+            if any(a.action_id in dropped for a in record.actions):
+                batch.audit[index] = attrs.evolve(
+                    record,
+                    actions=tuple(a for a in record.actions if a.action_id not in dropped),
+                    explanation=f"{record.explanation}; overruled: another rule declined the "
+                    "request",
+                )
 
     def _exempt(self, rule: str, ctx: _EventContext) -> bool:
         event = ctx.event
@@ -860,6 +889,26 @@ class Engine:
             log.info("action.unsupported", platform=action.platform, type=action.TYPE)
             return False
         pending.batch.actions.append(action)
+        if isinstance(action, Kick | Ban) and action.group is not None and action.user is not None:
+            # the member is out of the group from now on (the platform's own departure
+            # event, when it comes, changes nothing more)
+            member_id = self.graph.member_id_of(action.platform, action.user)
+            moderation = self.moderation
+            if (
+                member_id is not None
+                and moderation.leave(
+                    action.platform, action.group, member_id, self.community, pending.batch
+                )
+                and not moderation.member_groups(member_id)
+            ):  # out of every group: gone
+                member = self.graph.get(member_id)
+                banned = isinstance(action, Ban)
+                status = MemberStatus.BANNED if banned else MemberStatus.LEFT
+                left_at = self.clock.now()
+                if member.joined_at is not None and left_at < member.joined_at:
+                    left_at = member.joined_at
+                changed = attrs.evolve(member, status=status, left_at=left_at)
+                self._update_member(changed, pending)
         return True
 
     # -------------------------------------------------------------------- tiers

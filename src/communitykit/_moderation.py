@@ -82,7 +82,8 @@ class Moderation:
         window: timedelta,
         tz: tzinfo,
     ) -> None:
-        self.scopes = dict(scopes)
+        shared: dict[RuleScope, RuleScope] = {}  # equal scopes: one object, looked up once
+        self.scopes = {rule: shared.setdefault(scope, scope) for rule, scope in scopes.items()}
         self.ladder = ladder
         self.window = window
         self._tz = tz

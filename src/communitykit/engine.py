@@ -205,7 +205,7 @@ class _States(Mapping[str, MemberState]):
 class _EventContext(RuleContext):
     """The engine's :class:`RuleContext`: each value is looked up when a rule reads it."""
 
-    __slots__ = ("_engine", "_member_id")
+    __slots__ = ("_engine", "_exempt_by", "_member_id", "_recent_found")
 
     def __init__(self, engine: Engine, event: Event, member_id: str, member: Member | None):
         # RuleContext.__init__ is not called: the values are properties here
@@ -213,6 +213,8 @@ class _EventContext(RuleContext):
         self._engine = engine
         self._member_id = member_id
         self._member = member
+        self._recent_found: Sequence[Recent] | None = None
+        self._exempt_by: dict[RuleScope, bool] | None = None  # each scope's answer, once
 
     @property
     def member(self) -> Member:
@@ -262,7 +264,12 @@ class _EventContext(RuleContext):
 
     @property
     def recent(self) -> Sequence[Recent]:
-        return self._engine.moderation.recent_of(self._member_id, self.event.at)
+        recent = self._recent_found
+        if recent is None:
+            recent = self._recent_found = self._engine.moderation.recent_of(
+                self._member_id, self.event.at
+            )
+        return recent
 
     @property
     def warnings(self) -> int:
@@ -681,11 +688,25 @@ class Engine:
                 )
 
     def _exempt(self, rule: str, ctx: _EventContext) -> bool:
+        """Whether the rule's scope leaves this event alone (asked once per distinct
+        scope and event: most rules share the default one)."""
+        scope = self.moderation.scopes[rule]
+        answers = ctx._exempt_by
+        if answers is None:
+            answers = ctx._exempt_by = {}
+        else:
+            found = answers.get(scope)
+            if found is not None:
+                return found
         event = ctx.event
         group = None if event.group is None else self.community.group(event.platform, event.group)
-        tier = self._live[ctx.member_id].tier
-        key = None if group is None else group.key
-        return self.moderation.exemption(rule, ctx.member, tier, key, event.at) is not None
+        exempt = not scope.covers(None if group is None else group.key)
+        if not exempt:
+            tier = self._live[ctx.member_id].tier
+            today = event.at.astimezone(self._tz).date() if scope.exempt_paid else None
+            exempt = scope.exemption(ctx.member, tier, today) is not None
+        answers[scope] = exempt
+        return exempt
 
     def _member_of(self, platform: str, user: str) -> Member | None:
         member_id = self.graph.member_id_of(platform, user)

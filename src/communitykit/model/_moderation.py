@@ -7,6 +7,7 @@ Everything here is pure: values in, values out. The engine keeps the state
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -63,12 +64,14 @@ def format_duration(value: timedelta) -> str:
 _SPACE = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=256)  # the rules of one message each ask for its text
 def normalize_text(text: str) -> str:
     """Text as rules compare it: NFKC (full-width letters and digits become plain),
     case-folded, white space collapsed. Chinese characters are kept as they are."""
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+@functools.lru_cache(maxsize=256)
 def fingerprint(text: str) -> int:
     """A stable 64-bit fingerprint of :func:`normalize_text` (equal texts, equal prints)."""
     digest = hashlib.blake2b(normalize_text(text).encode(), digest_size=8).digest()
@@ -113,7 +116,7 @@ def _roles(value: object) -> frozenset[Role]:
 SCOPE_KEYS = ("groups", "exempt_roles", "exempt_tiers", "exempt_tags", "exempt_paid")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class RuleScope:
     """Where a rule applies and who it leaves alone.
 
@@ -153,8 +156,11 @@ class RuleScope:
         """Whether the rule applies in the group with this key (``None``: not a known group)."""
         return not self.groups or (group_key is not None and group_key in self.groups)
 
-    def exemption(self, member: Member, tier: str, today: date) -> str | None:
-        """Why ``member`` is exempt (a phrase), or ``None`` when the rule applies to them."""
+    def exemption(self, member: Member, tier: str, today: date | None) -> str | None:
+        """Why ``member`` is exempt (a phrase), or ``None`` when the rule applies to them.
+
+        ``today`` (the community's day) is needed only when paid members are exempt.
+        """
         if member.role in self.exempt_roles:
             return f"role {member.role.value}"
         if tier in self.exempt_tiers:
@@ -162,7 +168,7 @@ class RuleScope:
         tags = self.exempt_tags & member.tags
         if tags:
             return f"tag {min(tags)}"
-        if self.exempt_paid and member.is_paid(today):
+        if self.exempt_paid and today is not None and member.is_paid(today):
             return "paid member"
         return None
 

@@ -77,6 +77,35 @@ threshold = 450
 multiplier = "1.5"
 min_tenure_days = 14
 titles = { console = "Star" }
+
+[[rules]]
+type = "links"
+allow = ["python.org", "github.com"]
+
+[[rules]]
+type = "flood"
+
+[[rules]]
+type = "duplicates"
+
+[[rules]]
+type = "entry"
+questions = [
+  { question = "How did you find us?" },
+  { question = "What do you hope to get from the group?", accept = [
+      "practice partners", "motivation", "to learn from others", "re:routine",
+  ] },
+]
+
+[[rules]]
+type = "inactivity"
+remind_after = "10d"
+remove_after = "20d"
+
+[[rules]]
+type = "warning_ladder"
+steps = ["warn", "mute:1h", "mute:1d", "kick"]
+decay = "14d"
 """
 
 START = datetime(2026, 3, 1, 0, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -94,6 +123,7 @@ class DemoResult:
     points: dict[str, int]
     actions: dict[str, dict[str, int]]  # type -> status -> count
     top: list[tuple[str, str, int, str]]  # member id, display name, balance, tier
+    moderation: dict[str, dict[str, int]] = attrs.Factory(dict)  # rule -> audit kind -> count
 
 
 def run_demo(
@@ -207,6 +237,10 @@ def _result(
         (m.member_id, m.display_name, engine.ledger.balance(m.member_id), engine.tier(m.member_id))
         for m in ranking[:5]
     ]
+    moderation: dict[str, dict[str, int]] = {}
+    for record in app.audit():
+        kinds = moderation.setdefault(record.rule, {})
+        kinds[record.kind.value] = kinds.get(record.kind.value, 0) + 1
     stage_names = ["new", "active", "silent", "churned", "left"]
     return DemoResult(
         members=members,
@@ -220,4 +254,5 @@ def _result(
         },
         actions=dict(sorted(actions.items())),
         top=top,
+        moderation=dict(sorted(moderation.items())),
     )

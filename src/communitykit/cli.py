@@ -115,6 +115,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             str(statuses.get("failed", 0)),
             str(statuses.get("pending", 0)),
         )
+    moderation = Table(title="Rules (the audit trail)", show_edge=False)
+    moderation.add_column("rule")
+    for column in ("verdicts", "fallbacks taken"):
+        moderation.add_column(column, justify="right")
+    for rule, kinds in result.moderation.items():
+        moderation.add_row(rule, str(kinds.get("verdict", 0)), str(kinds.get("fallback", 0)))
     top = Table(title="Top members", show_edge=False)
     top.add_column("member")
     top.add_column("name")
@@ -122,7 +128,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     top.add_column("tier")
     for member_id, name, balance, tier in result.top:
         top.add_row(member_id, name, str(balance), tier)
-    for table in (tiers, stages, points, actions, top):
+    for table in (tiers, stages, points, actions, moderation, top):
         out.print()
         out.print(table)
     out.print()

@@ -179,6 +179,7 @@ class CommunityApp:
             plugins=self.plugins,
             clock=self.clock,
             fallback=engine.fall_back,
+            delivered=engine.action_delivered,
         )
         engine.on_commit = dispatcher.wake
         self.adapters = adapters

@@ -45,6 +45,7 @@ from communitykit._plugin_types import (
     Adapter,
     Campaign,
     PermanentFailure,
+    Receipt,
     Rule,
     TransientFailure,
 )
@@ -56,6 +57,7 @@ from communitykit.model import (
     Ban,
     Capabilities,
     Community,
+    CreateInviteLink,
     Decision,
     DeclineJoin,
     Entry,
@@ -1278,6 +1280,17 @@ class Engine:
         await self._notify(pending, entries)
         return instead
 
+    async def action_delivered(self, action: Action, receipt: Receipt) -> None:
+        """An invite link created for a member is theirs from now on (entry rules
+        accept a member's invite; campaigns attribute newcomers to it)."""
+        if not isinstance(action, CreateInviteLink) or action.user is None or not receipt.detail:
+            return
+        member_id = self.graph.member_id_of(action.platform, action.user)
+        if member_id is not None and (
+            self.moderation.invite_owner(action.platform, receipt.detail) != member_id
+        ):
+            await self.register_invite(action.platform, receipt.detail, member_id)
+
     def warnings(self, member_id: str) -> int:
         """How many warnings of the member are active now."""
         return len(self.moderation.warnings(member_id, self.clock.now()))
@@ -1466,11 +1479,15 @@ class Dispatcher:
         max_backoff: float = 300.0,
         concurrency: int = 64,
         fallback: Callable[[Action, str], Awaitable[object]] | None = None,
+        delivered: Callable[[Action, Receipt], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         #: called with an action that failed for good, before it is marked failed
         #: (the engine queues what its rule said to do instead)
         self.fallback = fallback
+        #: called with each action delivered and its receipt (the engine records the
+        #: invite links it created for members)
+        self.delivered = delivered
         self.adapters = dict(adapters)
         self.plugins = plugins
         self.clock = clock
@@ -1613,6 +1630,15 @@ class Dispatcher:
             retry_after = exc.retry_after if isinstance(exc, TransientFailure) else None
             return await self._retry_later(item, reason, retry_after)
         self.store.mark_delivered(action.action_id, receipt.platform_message_id, self.clock.now())
+        if self.delivered is not None:
+            try:
+                await self.delivered(action, receipt)
+            except Exception as exc:  # the delivery itself is recorded
+                log.error(
+                    "action.after_delivery_failed",
+                    action_id=action.action_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         await self.plugins.notify("communitykit_action_delivered", action=action, receipt=receipt)
         return True
 

@@ -485,3 +485,68 @@ async def test_editing_a_message_already_warned_for_does_not_count_again() -> No
     assert "already warned for this message" in app.audit()[-1].explanation
     await app.feed([say(2, "bad too", at=T0 + timedelta(minutes=1))])
     assert app.warnings("console:ana") == 2
+
+
+async def test_an_invite_link_created_for_a_member_lets_a_newcomer_in() -> None:
+    from communitykit import (
+        ApproveJoin,
+        CreateInviteLink,
+        DeclineJoin,
+        JoinRequested,
+        Receipt,
+        make_plugin_manager,
+    )
+
+    class LinkMaker(ScriptedAdapter):
+        async def perform(self, action: Any) -> Receipt:
+            await super().perform(action)
+            detail = (
+                f"https://t.example/+{action.name}" if isinstance(action, CreateInviteLink) else ""
+            )
+            return Receipt(action_id=action.action_id, detail=detail)
+
+    config = """
+[community]
+name = "t"
+timezone = "UTC"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "main"
+
+[[rules]]
+type = "entry"
+member_invites = "enough"
+"""
+    adapter = LinkMaker()
+    app, _ = memory_app(
+        config_text=config, adapters={"console": adapter}, plugins=make_plugin_manager(), start=T0
+    )
+    app.open()
+    await app.feed([joined(1, "ana")])
+    made = CreateInviteLink(
+        action_id="a-invite",
+        platform="console",
+        group="main",
+        user="ana",
+        source="campaign:referral",
+        reason="ana's link",
+        name="ana",
+    )
+    await app.engine.queue_actions([made])
+    await app.dispatcher.drain()
+
+    def request(n: int, user: str, invite: str) -> JoinRequested:
+        return JoinRequested(
+            event_id=f"r{n}",
+            platform="console",
+            group="main",
+            user=user,
+            at=T0 + timedelta(minutes=n),
+            invite=invite,
+        )
+
+    await app.feed([request(1, "bo", "https://t.example/+ana"), request(2, "cy", "https://x/+z")])
+    decided = {(type(a), a.user) for a in outbox(app) if isinstance(a, ApproveJoin | DeclineJoin)}
+    assert decided == {(ApproveJoin, "bo"), (DeclineJoin, "cy")}

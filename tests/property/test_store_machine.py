@@ -71,6 +71,10 @@ class StoreMachine(RuleBasedStateMachine):
         self.committed_links = 0
         self.changed: set[str] = set()
         self.removed: set[str] = set()
+        # moderation: what rules remember, who is in which group, the audit trail
+        self.rule_states: dict[tuple[str, str], dict[str, object]] = {}
+        self.memberships: dict[tuple[str, str], datetime] = {}
+        self.audit: list[tuple[str, str, str]] = []  # rule, member, explanation
 
     def teardown(self) -> None:
         self.store.close()
@@ -315,6 +319,73 @@ class StoreMachine(RuleBasedStateMachine):
         self.commit()
 
     # ------------------------------------------------------------------ checks
+
+    # --------------------------------------------------------------- moderation
+
+    @rule(
+        rule_name=st.sampled_from(("flood", "captcha", "warning_ladder")),
+        index=picks,
+        state=st.one_of(
+            st.just({}),
+            st.dictionaries(
+                st.sampled_from(("warnings", "code", "n", "备注")),
+                st.one_of(st.integers(-5, 5), st.text(max_size=6), st.lists(st.booleans())),
+                min_size=1,
+                max_size=3,
+            ),
+        ),
+    )
+    def a_rule_remembers_or_forgets(
+        self, rule_name: str, index: int, state: dict[str, object]
+    ) -> None:
+        member_id = self.pick(index)
+        key = (rule_name, member_id)
+        if state:
+            self.rule_states[key] = state
+            self.store.commit(Batch(rule_states={key: state}))
+        else:
+            self.rule_states.pop(key, None)
+            self.store.commit(Batch(rule_states={key: None}))
+
+    @rule(group=st.sampled_from(("main", "side")), index=picks, joins=st.booleans(), zone=zones)
+    def a_member_joins_or_leaves_a_group(
+        self, group: str, index: int, joins: bool, zone: timezone
+    ) -> None:
+        key = (group, self.pick(index))
+        if joins:
+            self.memberships[key] = self.at(zone)
+            self.store.commit(Batch(group_members={key: self.at(zone)}))
+        else:
+            self.memberships.pop(key, None)
+            self.store.commit(Batch(group_members={key: None}))
+
+    @rule(index=picks, rule_name=st.sampled_from(("links", "keywords")), zone=zones)
+    def a_verdict_is_audited(self, index: int, rule_name: str, zone: timezone) -> None:
+        from communitykit.model import AuditKind, AuditRecord
+
+        member_id = self.pick(index)
+        explanation = f"verdict {len(self.audit)} 说明"
+        record = AuditRecord(
+            at=self.at(zone),
+            kind=AuditKind.VERDICT,
+            rule=rule_name,
+            member_id=member_id,
+            explanation=explanation,
+        )
+        self.audit.append((rule_name, member_id, explanation))
+        self.store.commit(Batch(audit=[record]))
+
+    @invariant()
+    def the_store_holds_what_rules_remember(self) -> None:
+        assert list(self.store.load_rule_states()) == [
+            (rule, member, state) for (rule, member), state in sorted(self.rule_states.items())
+        ]
+        assert list(self.store.load_group_members()) == [
+            (group, member, since) for (group, member), since in sorted(self.memberships.items())
+        ]
+        trail = list(self.store.audit_trail())
+        assert [(r.rule, r.member_id, r.explanation) for r in trail] == self.audit
+        assert [r.seq for r in trail] == sorted({r.seq for r in trail})
 
     @invariant()
     def the_store_holds_what_the_model_holds(self) -> None:

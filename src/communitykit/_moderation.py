@@ -57,7 +57,7 @@ LADDER = "warning_ladder"
 #: most messages remembered per member for ``ctx.recent``
 RECENT_LIMIT = 64
 #: most messages remembered per member as already warned for (edits count once)
-STRUCK_LIMIT = 20
+STRUCK_LIMIT = 50
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -185,6 +185,19 @@ class Moderation:
         else:
             self.leave(event.platform, event.group, member_id, community, batch)
 
+    def rejoin(self, group_key: str, member_id: str, since: datetime, batch: Batch) -> None:
+        """The member is in the group (a removal that did not happen)."""
+        self.members_of.setdefault(group_key, {})[member_id] = since
+        self.groups_of.setdefault(member_id, set()).add(group_key)
+        batch.group_members[(group_key, member_id)] = since
+
+    def prune(self, now: datetime) -> None:
+        """Forget the recent messages of members silent for longer than the window."""
+        horizon = now - self.window
+        stale = [m for m, found in self.recent.items() if not found or found[-1].at < horizon]
+        for member_id in stale:
+            del self.recent[member_id]
+
     def leave(
         self, platform: str, group_id: str, member_id: str, community: Community, batch: Batch
     ) -> bool:
@@ -227,8 +240,10 @@ class Moderation:
 
     def pardon(self, member_id: str, batch: Batch) -> int:
         """Clear the member's warnings; how many were stored."""
-        stored = self.state(LADDER, member_id).get("warnings", ())
-        self.set_state(LADDER, member_id, {}, batch)
+        current = self.state(LADDER, member_id)
+        stored = current.get("warnings", ())
+        struck = current.get("struck")  # an edit of an old message still counts once
+        self.set_state(LADDER, member_id, {"struck": struck} if struck else {}, batch)
         return len(stored)
 
     def merge(self, survivor: str, absorbed: str, batch: Batch) -> None:
@@ -243,10 +258,17 @@ class Moderation:
     # ------------------------------------------------------------------ ladder
 
     def strike(
-        self, member_id: str, event: Event, explanation: str, source: str, batch: Batch
+        self,
+        member_id: str,
+        event: Event,
+        explanation: str,
+        source: str,
+        batch: Batch,
+        now: datetime | None = None,
     ) -> tuple[list[Action], dict[str, tuple[Action, ...]], str]:
         """Count a warning: the actions of the step it reaches, their fallbacks, and
-        a phrase for the audit trail."""
+        a phrase for the audit trail. Decay is judged at the later of the event's
+        time and ``now`` (a late event does not revive decayed warnings)."""
         current = self.state(LADDER, member_id)
         struck = list(current.get("struck", ()))
         message_id = getattr(event, "message_id", None)
@@ -256,7 +278,8 @@ class Moderation:
                 return [], {}, "already warned for this message"
             struck = [*struck, key][-STRUCK_LIMIT:]
         warnings = [datetime.fromisoformat(w) for w in current.get("warnings", ())]
-        kept, index, step = self.ladder.strike(warnings, event.at)
+        at = event.at if now is None or now <= event.at else now
+        kept, index, step = self.ladder.strike(warnings, at)
         state: dict[str, Any] = {"warnings": [w.isoformat() for w in kept]}
         if struck:
             state["struck"] = struck

@@ -59,11 +59,16 @@ class SimulationResult:
 def read_events(path: Path) -> Iterator[tuple[int, Event | FormatError]]:
     """Each non-blank line's number and its event, or the error that made it unreadable."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise CommunityKitError(f"cannot read events from {path}: {exc.strerror}") from None
     with handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, FormatError(f"the line is not UTF-8 text (byte {exc.start + 1})")
+                continue
             if not line.strip():
                 continue
             try:

@@ -58,6 +58,8 @@ __all__ = ["CommunityApp"]
 #: The store meta key of the running community's heartbeat, and how often it beats.
 RUNNER_META = "runner"
 HEARTBEAT_SECONDS = 5.0
+#: the longest a running community goes without looking for due scheduled work
+SCHEDULE_SECONDS = 60.0
 
 log = structlog.get_logger("communitykit.app")
 
@@ -89,6 +91,7 @@ class CommunityApp:
         self._stop = asyncio.Event()
         self._dispatch_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._schedule_task: asyncio.Task[None] | None = None
         self._running = False
 
     @classmethod
@@ -205,6 +208,7 @@ class CommunityApp:
             raise
         self._running = True
         self._heartbeat_task = asyncio.create_task(self._heartbeat())
+        self._schedule_task = asyncio.create_task(self._schedule())
         log.info("community.started", community=self.config.community.name)
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
@@ -253,6 +257,25 @@ class CommunityApp:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=HEARTBEAT_SECONDS)
 
+    async def _schedule(self) -> None:
+        """Run scheduled work (expiry, tier reviews, campaigns, scheduled rules) when
+        it falls due, looking again at least every ``SCHEDULE_SECONDS``."""
+        engine = self.engine
+        while not self._stop.is_set():
+            wait = SCHEDULE_SECONDS
+            try:
+                if await engine.run_due() == 0:
+                    due = engine.next_due()
+                    if due is not None:
+                        ahead = (due - self.clock.now()).total_seconds()
+                        wait = min(SCHEDULE_SECONDS, max(ahead, 0.05))
+                else:
+                    wait = 0.01  # more may be due already
+            except CommunityKitError as exc:  # the store failed: try again later
+                log.error("community.schedule_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=wait)
+
     def running_elsewhere(self) -> dict[str, Any] | None:
         """Another process running this community on the same store, if one is.
 
@@ -270,6 +293,9 @@ class CommunityApp:
 
     async def _stop_dispatcher(self) -> None:
         self._stop.set()
+        if self._schedule_task is not None:
+            await self._schedule_task
+            self._schedule_task = None
         if self._heartbeat_task is not None:
             await self._heartbeat_task
             self._heartbeat_task = None
@@ -490,7 +516,9 @@ class CommunityApp:
             named[rule.name] = entry.key
             scopes[rule.name] = scope
             rules.append(rule)
-        rules.extend(self._extra_rules)
+        for rule in self._extra_rules:  # owners and admins are exempt from these too
+            scopes.setdefault(rule.name, RuleScope())
+            rules.append(rule)
         return rules, scopes
 
     def _build_campaigns(self) -> list[Campaign]:

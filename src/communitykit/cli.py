@@ -147,7 +147,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     events = Path(args.events)
     if not events.is_file():
         raise UsageError(f"{events}: no such file")
-    with events.open(encoding="utf-8") as handle:
+    with events.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
     with _progress() as progress:
         task = progress.add_task("replaying events", total=total)
@@ -202,6 +202,20 @@ def _open(config_path: str) -> Any:
 
     app = CommunityApp.from_file(config_path)
     app.open(with_adapters=False)
+    return app
+
+
+def _open_to_change(config_path: str) -> Any:
+    """Open the community to change it from here: refused while another process
+    runs it (that process keeps its own copy and would write over the change)."""
+    app = _open(config_path)
+    running = app.running_elsewhere()
+    if running is not None:
+        app.close()
+        raise UsageError(
+            f"the community is running (pid {running.get('pid')} on {running.get('host')}): "
+            "stop it first, or make the change through its Python API"
+        )
     return app
 
 
@@ -297,7 +311,7 @@ def _cmd_members_import(args: argparse.Namespace) -> int:
             err.print(problem, markup=False)
         err.print(f"nothing imported: fix the {len(problems)} problem(s) above and run again")
         return 1
-    app = _open(args.config)
+    app = _open_to_change(args.config)
     try:
         provenance = LinkProvenance(
             method=LinkMethod.IMPORT, at=app.clock.now(), note=f"import of {path.name}"
@@ -378,7 +392,7 @@ def _cmd_members_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_points_award(args: argparse.Namespace) -> int:
-    app = _open(args.config)
+    app = _open_to_change(args.config)
     try:
         member = _find_member(app, args.member)
         key = args.key or f"manual:{uuid.uuid4()}"
@@ -421,7 +435,7 @@ def _cmd_points_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_members_role(args: argparse.Namespace) -> int:
-    app = _open(args.config)
+    app = _open_to_change(args.config)
     try:
         member = _find_member(app, args.member)
         updated = asyncio.run(app.set_role(member.member_id, args.role))
@@ -432,7 +446,7 @@ def _cmd_members_role(args: argparse.Namespace) -> int:
 
 
 def _cmd_members_tag(args: argparse.Namespace) -> int:
-    app = _open(args.config)
+    app = _open_to_change(args.config)
     try:
         member = _find_member(app, args.member)
         if args.remove:
@@ -457,7 +471,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     events = Path(args.events)
     if not events.is_file():
         raise UsageError(f"{events}: no such file")
-    with events.open(encoding="utf-8") as handle:
+    with events.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
     with _progress() as progress:
         task = progress.add_task("checking rules", total=total)
@@ -480,7 +494,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules_pardon(args: argparse.Namespace) -> int:
-    app = _open(args.config)
+    app = _open_to_change(args.config)
     try:
         member = _find_member(app, args.member)
         cleared = asyncio.run(app.pardon(member.member_id, by=args.by, note=args.note or ""))

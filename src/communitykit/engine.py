@@ -25,7 +25,7 @@ import gc
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,7 @@ from communitykit._moderation import (
     Moderation,
     audit_record,
     choose,
+    freeze_state,
 )
 from communitykit._plugin_types import (
     Adapter,
@@ -656,7 +657,10 @@ class Engine:
                     self._rule_failed(name, event, exc)
                     continue
                 if decision is not None:
-                    self._apply_decision(decision, event, pending, name if is_rule else None)
+                    try:
+                        self._apply_decision(decision, event, pending, name if is_rule else None)
+                    except ModelError as exc:  # a bad decision is the rule's failure
+                        self._rule_failed(name, event, exc)
         if kind == "join_requested":
             self._settle_join(pending, queued, audited)
         if kind == "message_posted" and self.moderation.window:
@@ -766,6 +770,8 @@ class Engine:
         (its verdicts are audited), ``None`` for a campaign or the engine."""
         if decision is None or decision.empty:
             return
+        if decision.state is not None:  # refused before anything of it is applied
+            freeze_state(decision.state, rule or decision.source)
         pending.decisions.append(decision)
         at = event.at if event is not None else self.clock.now()
         for award in decision.awards:
@@ -817,7 +823,12 @@ class Engine:
                 log.warning("strike.without_event", source=decision.source, member=member_id)
             else:
                 more, more_fallbacks, phrase = moderation.strike(
-                    member_id, event, decision.explanation, decision.source, batch
+                    member_id,
+                    event,
+                    decision.explanation,
+                    decision.source,
+                    batch,
+                    self.clock.now(),
                 )
                 actions.extend(more)
                 fallbacks.update(more_fallbacks)
@@ -1081,14 +1092,24 @@ class Engine:
                 state = self._live.get(member_id)
                 tier = state.tier if state is not None else self.ladder.base.name
                 if scope.exemption(self.graph.get(member_id), tier, today) is not None:
-                    continue
-            if scope is not None and scope.groups and decision.actions:
-                kept = tuple(a for a in decision.actions if self._in_scope(a, scope))
-                if len(kept) != len(decision.actions):
-                    if not kept and decision.state is None:
+                    # nothing is done to an exempt member; what the rule remembers is kept
+                    if decision.state is None:
                         continue
-                    decision = attrs.evolve(decision, actions=kept)
-            self._apply_decision(decision, None, pending, rule.name)
+                    decision = attrs.evolve(decision, actions=(), fallbacks={}, strike=False)
+            if scope is not None and scope.groups and (decision.actions or decision.fallbacks):
+                kept = tuple(a for a in decision.actions if self._in_scope(a, scope))
+                fallbacks = {
+                    key: tuple(a for a in chain if self._in_scope(a, scope))
+                    for key, chain in decision.fallbacks.items()
+                }
+                if not kept and decision.state is None:
+                    continue
+                decision = attrs.evolve(decision, actions=kept, fallbacks=fallbacks)
+            try:
+                self._apply_decision(decision, None, pending, rule.name)
+            except ModelError as exc:  # a bad decision: the rule's, not the community's
+                log.error("rule.failed", rule=rule.name, error=str(exc))
+                continue
 
     async def run_due(self) -> int:
         """Run every piece of scheduled work due at the clock's time; returns how many ran.
@@ -1107,6 +1128,7 @@ class Engine:
                 review = self._next_review()
                 if review <= now:
                     self._review_tiers(review, pending)
+                    self.moderation.prune(review)
                     pending.batch.meta["schedule:tier_review"] = review.isoformat()
                     ran += 1
                 for campaign in self.campaigns:
@@ -1154,7 +1176,9 @@ class Engine:
             set_clock(due)
             done = await self.run_due()
             ran += done
-            if done == 0:  # pragma: no cover - guards against a schedule stuck in the past
+            if done == 0 or self.next_due() == due:  # a schedule that does not move on
+                if done:
+                    log.error("schedule.stuck", at=due.isoformat())
                 break
         set_clock(moment)
         return ran
@@ -1245,6 +1269,8 @@ class Engine:
         queued. Taking the same fallback twice (a restart between this and marking
         the action failed) queues nothing new."""
         async with self._lock:
+            if isinstance(action, Kick | Ban):
+                self._kick_failed(action)
             found = self.store.fallbacks_of(action.action_id)
             if found is None:
                 return None
@@ -1290,6 +1316,25 @@ class Engine:
             self.moderation.invite_owner(action.platform, receipt.detail) != member_id
         ):
             await self.register_invite(action.platform, receipt.detail, member_id)
+
+    def _kick_failed(self, action: Kick | Ban) -> None:
+        """A removal the platform refused: the member is in the group after all."""
+        member_id = self.graph.member_id_of(action.platform, action.user or "")
+        group = (
+            None if action.group is None else self.community.group(action.platform, action.group)
+        )
+        if member_id is None or group is None:
+            return
+        if group.key in self.moderation.member_groups(member_id):
+            return
+        now = self.clock.now()
+        pending = self._pending(now)
+        self.moderation.rejoin(group.key, member_id, now, pending.batch)
+        member = self.graph.get(member_id)
+        if member.status in (MemberStatus.LEFT, MemberStatus.BANNED):
+            changed = attrs.evolve(member, status=MemberStatus.ACTIVE, left_at=None)
+            self._update_member(changed, pending)
+        self._commit(pending)
 
     def warnings(self, member_id: str) -> int:
         """How many warnings of the member are active now."""
@@ -1424,7 +1469,13 @@ def _unusable(event: Event) -> str | None:
         return "no event id: it could not be recognised if delivered again"
     if not event.user:
         return "no user"
+    if not _EARLIEST <= event.at <= _LATEST:
+        return f"its time {event.at.isoformat()} is not between 1970 and 2200"
     return None
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def _tier_state(state: _LiveState) -> TierState:
@@ -1660,6 +1711,7 @@ class Dispatcher:
         permanent = attempts >= self.max_attempts
         now = self.clock.now()
         if permanent:
+            await self._fall_back(action, reason)
             self.store.mark_failed(
                 action.action_id, f"{reason} (gave up after {attempts} attempts)", now
             )

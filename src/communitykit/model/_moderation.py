@@ -38,14 +38,24 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+#: the longest duration a setting may give (a hundred years)
+LONGEST = timedelta(days=36_500)
+
+
 def parse_duration(value: object, what: str = "duration") -> timedelta:
-    """Read ``"90s"``, ``"10m"``, ``"1h"``, ``"3d"``, ``"2w"`` (or a number of seconds)."""
-    if type(value) is int and value > 0:
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+    """Read ``"90s"``, ``"10m"``, ``"1h"``, ``"3d"``, ``"2w"`` (or a number of seconds),
+    up to a hundred years."""
+    seconds = 0
+    if type(value) is int:
+        seconds = value
+    elif isinstance(value, str):
         found = _DURATION.match(value)
-        if found and int(found.group(1)) > 0:
-            return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+        if found:
+            seconds = int(found.group(1)) * _UNITS[found.group(2)]
+    if seconds > LONGEST.total_seconds():
+        raise ModelError(f"{what} must be at most 100 years, got {value!r}")
+    if seconds > 0:
+        return timedelta(seconds=seconds)
     raise ModelError(
         f"{what} must be a positive number of seconds or a text like '90s', '10m', '1h', '3d', "
         f"'2w', got {value!r}"

@@ -41,6 +41,7 @@ from communitykit._plugin_types import (
     Rule,
     TransientFailure,
 )
+from communitykit.builtins.points import NATIVE_RULES
 from communitykit.model import (
     Action,
     AwardPoints,
@@ -101,16 +102,60 @@ _NOTIFICATIONS = (
 )
 
 
+# a built-in points rule's decision before it is built: (rule, member, reason, key)
+_Native = tuple[Any, str, str, str]
+
+
+def _built(decision: Decision | _Native) -> Decision:
+    if type(decision) is tuple:
+        rule, member, reason, key = decision
+        return rule.decision(member, reason, key)  # type: ignore[no-any-return]
+    return decision  # type: ignore[return-value]
+
+
+class _Decisions:
+    """A batch's decisions, those of the built-in points rules built when first read."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[Decision | _Native]) -> None:
+        self._items = items
+
+    def get(self) -> tuple[Decision, ...]:
+        items = self._items
+        if type(items) is not tuple or any(type(d) is tuple for d in items):
+            items = self._items = tuple(_built(d) for d in items)
+        return items  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Decisions) and self.get() == other.get()
+
+    def __hash__(self) -> int:
+        return hash(self.get())
+
+    def __repr__(self) -> str:
+        return repr(self.get())
+
+
+def _as_decisions(value: Sequence[Decision] | _Decisions) -> _Decisions:
+    return value if isinstance(value, _Decisions) else _Decisions(tuple(value))
+
+
 @attrs.frozen
 class ProcessResult:
     """What one call to :meth:`Engine.process` did."""
 
     recorded: int  # new events recorded
     duplicates: int  # events already seen (ignored)
-    decisions: tuple[Decision, ...]
+    _decisions: _Decisions = attrs.field(alias="decisions", converter=_as_decisions)
     actions: int  # actions written to the outbox
     entries: int  # ledger entries written
     rejected: int = 0  # events that cannot be processed (logged as event.rejected)
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions of the rules and campaigns, in the order they were applied."""
+        return self._decisions.get()
 
 
 class _Pending:
@@ -122,7 +167,7 @@ class _Pending:
         self.batch = batch
         self.listening = listening  # notification hooks some plugin implements
         self.notes: list[tuple[str, dict[str, Any]]] = []
-        self.decisions: list[Decision] = []
+        self.decisions: list[Decision | _Native] = []
         self.touched: set[str] = set()  # members whose points changed
         self.recheck: set[str] = set()  # members whose tier criteria changed
         self.dirty: set[str] = set()  # members whose state changed (written at commit)
@@ -282,7 +327,7 @@ class Engine:
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
         self._moved_groups: list[tuple[str, str, str]] = []
-        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any]]]] = {}
+        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any], Any]]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
 
@@ -401,7 +446,7 @@ class Engine:
         return ProcessResult(
             recorded=len(fresh),
             duplicates=len(valid) - len(fresh),
-            decisions=tuple(pending.decisions),
+            decisions=_Decisions(pending.decisions),
             actions=actions,
             entries=len(entries),
             rejected=len(events) - len(valid),
@@ -411,11 +456,12 @@ class Engine:
         listening = frozenset(h for h in _NOTIFICATIONS if self.plugins.has_listeners(h))
         return _Pending(Batch(created_at=now), listening)
 
-    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any]]]:
+    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any], Any]]:
         """The rules and campaigns that want events of this type, in order.
 
         A rule or campaign may declare ``event_types`` (a collection of event type
-        names); without it, it is asked about every event.
+        names); without it, it is asked about every event. The third item is the
+        rule itself for a built-in points rule, whose award is asked for directly.
         """
         found = self._routes.get(event_type)
         if found is None:
@@ -423,11 +469,13 @@ class Engine:
             for rule in self.rules:
                 wanted = getattr(rule, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((rule.name, rule.evaluate))
+                    points = getattr(rule, "points", None)
+                    native = type(rule) in NATIVE_RULES and type(points) is int and points > 0
+                    found.append((rule.name, rule.evaluate, rule if native else None))
             for campaign in self.campaigns:
                 wanted = getattr(campaign, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((campaign.name, campaign.on_event))
+                    found.append((campaign.name, campaign.on_event, None))
             self._routes[event_type] = found
         return found
 
@@ -539,17 +587,30 @@ class Engine:
         askers = self._askers(kind)
         first = len(pending.decisions)
         if askers:
-            ctx = _EventContext(self, event, member_id, member)
-            for name, ask in askers:
+            ctx: _EventContext | None = None
+            for name, ask, native in askers:
                 try:
-                    decision = ask(ctx)
+                    if native is not None:
+                        found = native.award_of(event, member_id, self.graph.member_id_of)
+                    else:
+                        if ctx is None:
+                            ctx = _EventContext(self, event, member_id, member)
+                        decision = ask(ctx)
                 except Exception as exc:  # a broken rule must not stop the community
                     self._rule_failed(name, event, exc)
                     continue
-                if decision is not None:
+                if native is not None:
+                    if found is not None:  # the decision native.decision(*found) would apply
+                        to, reason, key = found
+                        pending.decisions.append((native, to, reason, key))
+                        self._award_to(to, native.points, reason, key, at, pending)
+                elif decision is not None:
                     self._apply_decision(decision, event, pending)
         if "communitykit_event_processed" in pending.listening:
-            mine = tuple(pending.decisions[first:])
+            decisions = pending.decisions
+            for i in range(first, len(decisions)):
+                decisions[i] = _built(decisions[i])
+            mine = tuple(decisions[first:])
             note = {"event": event, "decisions": mine}
             pending.notes.append(("communitykit_event_processed", note))
 
@@ -622,30 +683,54 @@ class Engine:
     def _award(
         self, award: AwardPoints, at: datetime, pending: _Pending, *, strict: bool = False
     ) -> None:
-        member_id = award.member
+        self._award_to(
+            award.member,
+            award.points,
+            award.reason,
+            award.key,
+            at,
+            pending,
+            multiply=award.multiply,
+            expires_at=award.expires_at,
+            pending_credit=award.pending,
+            strict=strict,
+        )
+
+    def _award_to(
+        self,
+        member_id: str,
+        points: int,
+        reason: str,
+        key: str,
+        at: datetime,
+        pending: _Pending,
+        *,
+        multiply: bool = True,
+        expires_at: datetime | None = None,
+        pending_credit: bool = False,
+        strict: bool = False,
+    ) -> None:
         state = self._live.get(member_id)
         if state is None and member_id not in self.graph:
-            log.warning("award.unknown_member", member=member_id, key=award.key)
+            log.warning("award.unknown_member", member=member_id, key=key)
             return
-        points = award.points
-        if award.multiply:
+        if multiply:
             tier = self._tiers[state.tier] if state is not None else self.ladder.base
             multiplier = tier.multiplier
             if multiplier != 1:
                 points = self._multiplied(points, multiplier)
             if points <= 0:
                 return
-        expires_at = award.expires_at
         if expires_at is None and self.expire_after is not None:
             expires_at = at + self.expire_after
         try:
-            if award.pending:
+            if pending_credit:
                 self.ledger.award_pending(
                     member_id,
                     points,
-                    reason=award.reason,
+                    reason=reason,
                     at=at,
-                    key=award.key,
+                    key=key,
                     expires_at=expires_at,
                 )
             else:
@@ -653,9 +738,9 @@ class Engine:
                 seq = self.ledger.award_seq(
                     member_id,
                     points,
-                    reason=award.reason,
+                    reason=reason,
                     at=at,
-                    key=award.key,
+                    key=key,
                     expires_at=expires_at,
                 )
                 if seq >= written:  # a new credit, not a replay or a capped award
@@ -666,7 +751,7 @@ class Engine:
         except ModelError as exc:
             if strict:
                 raise
-            log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
+            log.warning("award.refused", member=member_id, key=key, error=str(exc))
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)

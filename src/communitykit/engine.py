@@ -434,7 +434,8 @@ class Engine:
                     self._decide(event, pending)
                     # after each event, so the next one earns at the new tier's rate
                     # however the adapter batched them
-                    self._settle_tiers(pending, self.clock.now())
+                    if pending.touched or pending.recheck:
+                        self._settle_tiers(pending, self.clock.now())
             except BaseException:
                 # nothing of the batch is stored: put the working state back as stored
                 self.load()

@@ -561,7 +561,8 @@ class Engine:
         at = event.at
         kind = event.TYPE
         platform = event.platform
-        member_id = self.graph.member_id_of(platform, event.user)
+        member_id_of = self.graph.member_id_of
+        member_id = member_id_of(platform, event.user)
         member: Member | None = None
         if member_id is None or kind in _MEMBERSHIP_TYPES:
             member = self._member_for(
@@ -580,19 +581,21 @@ class Engine:
                 assert isinstance(event, ReactionAdded)
                 to_user = event.to_user
                 if to_user and to_user != event.user:
-                    author_id = self.graph.member_id_of(platform, to_user)
+                    author_id = member_id_of(platform, to_user)
                     if author_id is None:
                         author_id = self._member_for(platform, to_user, at, pending).member_id
                     self._live[author_id].reactions_received += 1
                     dirty.add(author_id)
-        askers = self._askers(kind)
+        askers = self._routes.get(kind)
+        if askers is None:
+            askers = self._askers(kind)
         first = len(pending.decisions)
         if askers:
             ctx: _EventContext | None = None
             for name, ask, native in askers:
                 try:
                     if native is not None:
-                        found = native.award_of(event, member_id, self.graph.member_id_of)
+                        found = native.award_of(event, member_id, member_id_of)
                     else:
                         if ctx is None:
                             ctx = _EventContext(self, event, member_id, member)

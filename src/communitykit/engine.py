@@ -50,6 +50,7 @@ from communitykit._plugin_types import (
     Rule,
     TransientFailure,
 )
+from communitykit.builtins.points import NATIVE_RULES
 from communitykit.model import (
     Action,
     ApproveJoin,
@@ -121,16 +122,60 @@ _NOTIFICATIONS = (
 )
 
 
+# a built-in points rule's decision before it is built: (rule, member, reason, key)
+_Native = tuple[Any, str, str, str]
+
+
+def _built(decision: Decision | _Native) -> Decision:
+    if type(decision) is tuple:
+        rule, member, reason, key = decision
+        return rule.decision(member, reason, key)  # type: ignore[no-any-return]
+    return decision  # type: ignore[return-value]
+
+
+class _Decisions:
+    """A batch's decisions, those of the built-in points rules built when first read."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[Decision | _Native]) -> None:
+        self._items = items
+
+    def get(self) -> tuple[Decision, ...]:
+        items = self._items
+        if type(items) is not tuple or any(type(d) is tuple for d in items):
+            items = self._items = tuple(_built(d) for d in items)
+        return items  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Decisions) and self.get() == other.get()
+
+    def __hash__(self) -> int:
+        return hash(self.get())
+
+    def __repr__(self) -> str:
+        return repr(self.get())
+
+
+def _as_decisions(value: Sequence[Decision] | _Decisions) -> _Decisions:
+    return value if isinstance(value, _Decisions) else _Decisions(tuple(value))
+
+
 @attrs.frozen
 class ProcessResult:
     """What one call to :meth:`Engine.process` did."""
 
     recorded: int  # new events recorded
     duplicates: int  # events already seen (ignored)
-    decisions: tuple[Decision, ...]
+    _decisions: _Decisions = attrs.field(alias="decisions", converter=_as_decisions)
     actions: int  # actions written to the outbox
     entries: int  # ledger entries written
     rejected: int = 0  # events that cannot be processed (logged as event.rejected)
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions of the rules and campaigns, in the order they were applied."""
+        return self._decisions.get()
 
 
 class _Pending:
@@ -142,7 +187,7 @@ class _Pending:
         self.batch = batch
         self.listening = listening  # notification hooks some plugin implements
         self.notes: list[tuple[str, dict[str, Any]]] = []
-        self.decisions: list[Decision] = []
+        self.decisions: list[Decision | _Native] = []
         self.touched: set[str] = set()  # members whose points changed
         self.recheck: set[str] = set()  # members whose tier criteria changed
         self.dirty: set[str] = set()  # members whose state changed (written at commit)
@@ -331,7 +376,8 @@ class Engine:
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
         self._moved_groups: list[tuple[str, str, str]] = []
-        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any], bool]]] = {}
+        # event type -> (name, ask, the rule itself when a built-in points rule, is a rule)
+        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any], Any, bool]]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
         ladders = [
@@ -480,7 +526,8 @@ class Engine:
                     self._decide(event, pending)
                     # after each event, so the next one earns at the new tier's rate
                     # however the adapter batched them
-                    self._settle_tiers(pending, self.clock.now())
+                    if pending.touched or pending.recheck:
+                        self._settle_tiers(pending, self.clock.now())
             except BaseException:
                 # nothing of the batch is stored: put the working state back as stored
                 self.load()
@@ -492,7 +539,7 @@ class Engine:
         return ProcessResult(
             recorded=len(fresh),
             duplicates=len(valid) - len(fresh),
-            decisions=tuple(pending.decisions),
+            decisions=_Decisions(pending.decisions),
             actions=actions,
             entries=len(entries),
             rejected=len(events) - len(valid),
@@ -502,12 +549,13 @@ class Engine:
         listening = frozenset(h for h in _NOTIFICATIONS if self.plugins.has_listeners(h))
         return _Pending(Batch(created_at=now), listening)
 
-    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any], bool]]:
+    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any], Any, bool]]:
         """The rules and campaigns that want events of this type, in order, each
         with whether it is a rule (whose scope applies and whose verdicts are audited).
 
         A rule or campaign may declare ``event_types`` (a collection of event type
-        names); without it, it is asked about every event.
+        names); without it, it is asked about every event. The third item is the
+        rule itself for a built-in points rule, whose award is asked for directly.
         """
         found = self._routes.get(event_type)
         if found is None:
@@ -515,11 +563,13 @@ class Engine:
             for rule in self.rules:
                 wanted = getattr(rule, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((rule.name, rule.evaluate, True))
+                    points = getattr(rule, "points", None)
+                    native = type(rule) in NATIVE_RULES and type(points) is int and points > 0
+                    found.append((rule.name, rule.evaluate, rule if native else None, True))
             for campaign in self.campaigns:
                 wanted = getattr(campaign, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((campaign.name, campaign.on_event, False))
+                    found.append((campaign.name, campaign.on_event, None, False))
             self._routes[event_type] = found
         return found
 
@@ -611,7 +661,8 @@ class Engine:
         at = event.at
         kind = event.TYPE
         platform = event.platform
-        member_id = self.graph.member_id_of(platform, event.user)
+        member_id_of = self.graph.member_id_of
+        member_id = member_id_of(platform, event.user)
         member: Member | None = None
         if member_id is None or kind in _MEMBERSHIP_TYPES:
             member = self._member_for(
@@ -637,26 +688,41 @@ class Engine:
                 assert isinstance(event, ReactionAdded)
                 to_user = event.to_user
                 if to_user and to_user != event.user:
-                    author_id = self.graph.member_id_of(platform, to_user)
+                    author_id = member_id_of(platform, to_user)
                     if author_id is None:
                         author_id = self._member_for(platform, to_user, at, pending).member_id
                     self._live[author_id].reactions_received += 1
                     dirty.add(author_id)
-        askers = self._askers(kind)
+        askers = self._routes.get(kind)
+        if askers is None:
+            askers = self._askers(kind)
         first = len(pending.decisions)
         queued, audited = len(pending.batch.actions), len(pending.batch.audit)
         if askers:
-            ctx = _EventContext(self, event, member_id, member)
+            ctx: _EventContext | None = None
             scopes = self.moderation.scopes
-            for name, ask, is_rule in askers:
-                if is_rule and name in scopes and self._exempt(name, ctx):
-                    continue
+            for name, ask, native, is_rule in askers:
+                if is_rule and native is None and name in scopes:
+                    if ctx is None:
+                        ctx = _EventContext(self, event, member_id, member)
+                    if self._exempt(name, ctx):
+                        continue
                 try:
-                    decision = ask(ctx)
+                    if native is not None:
+                        found = native.award_of(event, member_id, member_id_of)
+                    else:
+                        if ctx is None:
+                            ctx = _EventContext(self, event, member_id, member)
+                        decision = ask(ctx)
                 except Exception as exc:  # a broken rule must not stop the community
                     self._rule_failed(name, event, exc)
                     continue
-                if decision is not None:
+                if native is not None:
+                    if found is not None:  # the decision native.decision(*found) would apply
+                        to, reason, key = found
+                        pending.decisions.append((native, to, reason, key))
+                        self._award_to(to, native.points, reason, key, at, pending)
+                elif decision is not None:
                     try:
                         self._apply_decision(decision, event, pending, name if is_rule else None)
                     except ModelError as exc:  # a bad decision is the rule's failure
@@ -667,7 +733,10 @@ class Engine:
             assert isinstance(event, MessagePosted)
             self.moderation.remember(member_id, event)
         if "communitykit_event_processed" in pending.listening:
-            mine = tuple(pending.decisions[first:])
+            decisions = pending.decisions
+            for i in range(first, len(decisions)):
+                decisions[i] = _built(decisions[i])
+            mine = tuple(decisions[first:])
             note = {"event": event, "decisions": mine}
             pending.notes.append(("communitykit_event_processed", note))
 
@@ -857,30 +926,54 @@ class Engine:
     def _award(
         self, award: AwardPoints, at: datetime, pending: _Pending, *, strict: bool = False
     ) -> None:
-        member_id = award.member
+        self._award_to(
+            award.member,
+            award.points,
+            award.reason,
+            award.key,
+            at,
+            pending,
+            multiply=award.multiply,
+            expires_at=award.expires_at,
+            pending_credit=award.pending,
+            strict=strict,
+        )
+
+    def _award_to(
+        self,
+        member_id: str,
+        points: int,
+        reason: str,
+        key: str,
+        at: datetime,
+        pending: _Pending,
+        *,
+        multiply: bool = True,
+        expires_at: datetime | None = None,
+        pending_credit: bool = False,
+        strict: bool = False,
+    ) -> None:
         state = self._live.get(member_id)
         if state is None and member_id not in self.graph:
-            log.warning("award.unknown_member", member=member_id, key=award.key)
+            log.warning("award.unknown_member", member=member_id, key=key)
             return
-        points = award.points
-        if award.multiply:
+        if multiply:
             tier = self._tiers[state.tier] if state is not None else self.ladder.base
             multiplier = tier.multiplier
             if multiplier != 1:
                 points = self._multiplied(points, multiplier)
             if points <= 0:
                 return
-        expires_at = award.expires_at
         if expires_at is None and self.expire_after is not None:
             expires_at = at + self.expire_after
         try:
-            if award.pending:
+            if pending_credit:
                 self.ledger.award_pending(
                     member_id,
                     points,
-                    reason=award.reason,
+                    reason=reason,
                     at=at,
-                    key=award.key,
+                    key=key,
                     expires_at=expires_at,
                 )
             else:
@@ -888,9 +981,9 @@ class Engine:
                 seq = self.ledger.award_seq(
                     member_id,
                     points,
-                    reason=award.reason,
+                    reason=reason,
                     at=at,
-                    key=award.key,
+                    key=key,
                     expires_at=expires_at,
                 )
                 if seq >= written:  # a new credit, not a replay or a capped award
@@ -901,7 +994,7 @@ class Engine:
         except ModelError as exc:
             if strict:
                 raise
-            log.warning("award.refused", member=member_id, key=award.key, error=str(exc))
+            log.warning("award.refused", member=member_id, key=key, error=str(exc))
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)

@@ -8,7 +8,7 @@ engine, so these rules only say what was earned and why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self
 
 import attrs
@@ -16,9 +16,16 @@ import attrs
 from communitykit._errors import ModelError
 from communitykit._plugin_types import RuleType
 from communitykit.hookspecs import hookimpl
-from communitykit.model import AwardPoints, Decision, MessagePosted, ReactionAdded, RuleContext
+from communitykit.model import (
+    AwardPoints,
+    Decision,
+    Event,
+    MessagePosted,
+    ReactionAdded,
+    RuleContext,
+)
 
-__all__ = ["MessagePoints", "ReactionPoints", "communitykit_rule_types"]
+__all__ = ["NATIVE_RULES", "MessagePoints", "ReactionPoints", "communitykit_rule_types"]
 
 MESSAGE_REASON = "message"
 REACTION_REASON = "reaction_received"
@@ -52,9 +59,31 @@ class _PointsRule:
     def from_settings(cls, settings: Mapping[str, Any]) -> Self:
         return cls(points=_points(settings, 1))
 
-    def _decision(self, member: str, reason: str, key: str) -> Decision:
+    def decision(self, member: str, reason: str, key: str) -> Decision:
+        """The decision :meth:`evaluate` returns for an award of :meth:`award_of`."""
         award = AwardPoints(member=member, points=self.points, reason=reason, key=key)
         return Decision(source=self._source, explanation=self._explanation, awards=(award,))
+
+    def evaluate(self, ctx: RuleContext) -> Decision | None:
+        found = self.award_of(ctx.event, ctx.member_id, _member_id_of(ctx))
+        return None if found is None else self.decision(*found)
+
+    def award_of(
+        self, event: Event, member_id: str, member_id_of: Callable[[str, str], str | None]
+    ) -> tuple[str, str, str] | None:
+        """What :meth:`evaluate` decides, as ``(member, reason, key)`` of the one award
+        (``self.points`` points, multiplied by the tier), or ``None``. The engine
+        calls it directly for these rules, building no decision unless one is asked
+        for. ``member_id_of(platform, user)`` finds another member's id."""
+        raise NotImplementedError
+
+
+def _member_id_of(ctx: RuleContext) -> Callable[[str, str], str | None]:
+    def member_id_of(platform: str, user: str) -> str | None:
+        member = ctx.member_of(platform, user)
+        return None if member is None else member.member_id
+
+    return member_id_of
 
 
 @attrs.frozen
@@ -65,14 +94,13 @@ class MessagePoints(_PointsRule):
     FOR: ClassVar[str] = "for a message"
     event_types: ClassVar[frozenset[str]] = frozenset({"message_posted"})
 
-    def evaluate(self, ctx: RuleContext) -> Decision | None:
-        event = ctx.event
+    def award_of(
+        self, event: Event, member_id: str, member_id_of: Callable[[str, str], str | None]
+    ) -> tuple[str, str, str] | None:
         if not isinstance(event, MessagePosted) or self.points == 0:
             return None
         # ctx.award_key(self.name), without the call
-        return self._decision(
-            ctx.member_id, MESSAGE_REASON, f"{event.platform}:{event.event_id}:{self.name}"
-        )
+        return member_id, MESSAGE_REASON, f"{event.platform}:{event.event_id}:{self.name}"
 
 
 @attrs.frozen
@@ -86,17 +114,23 @@ class ReactionPoints(_PointsRule):
     FOR: ClassVar[str] = "to the author for a reaction received"
     event_types: ClassVar[frozenset[str]] = frozenset({"reaction_added"})
 
-    def evaluate(self, ctx: RuleContext) -> Decision | None:
-        event = ctx.event
+    def award_of(
+        self, event: Event, member_id: str, member_id_of: Callable[[str, str], str | None]
+    ) -> tuple[str, str, str] | None:
         if not isinstance(event, ReactionAdded) or self.points == 0:
             return None
         if event.to_user is None or event.to_user == event.user:
             return None
-        author = ctx.member_of(event.platform, event.to_user)
-        if author is None or author.member_id == ctx.member_id:
+        author = member_id_of(event.platform, event.to_user)
+        if author is None or author == member_id:
             return None
         key = f"{event.platform}:reaction:{event.group}:{event.message_id}:{event.user}"
-        return self._decision(author.member_id, REACTION_REASON, key)
+        return author, REACTION_REASON, key
+
+
+#: The rule classes whose :meth:`~_PointsRule.award_of` the engine may call instead
+#: of ``evaluate`` (exactly these classes: a subclass may change ``evaluate``).
+NATIVE_RULES: tuple[type[_PointsRule], ...] = (MessagePoints, ReactionPoints)
 
 
 @hookimpl

@@ -434,17 +434,11 @@ class JSONRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: ``type``, the fields in declaration order, then the extras."""
-        out: dict[str, Any] = {_TYPE: self.TYPE}
-        for name, encode, has_default, default in _write_plan(type(self)):
-            value = getattr(self, name)
-            if value is None:
-                if not has_default or default is not None:
-                    out[name] = None
-            elif not has_default or default is None or value != default:
-                out[name] = value if encode is None else encode(value)
-        if self.extra:
-            out.update((key, _thaw(value)) for key, value in self.extra.items())
-        return out
+        cls = type(self)
+        writer = _WRITERS.get(cls)
+        if writer is None:
+            writer = _WRITERS[cls] = _writer(cls)
+        return writer(self)
 
     def to_json(self) -> str:
         """The JSON object on one line, non-ASCII text kept as is."""
@@ -457,6 +451,39 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 # default, the default value); what to_dict runs through
 _Plan = tuple[tuple[str, Callable[[Any], Any] | None, bool, object], ...]
 _PLANS: dict[type, _Plan] = {}
+
+
+_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
+def _writer(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """``to_dict`` for the record class ``cls``, its write plan unrolled into one function.
+
+    A field whose value is its default is left out; ``None`` is written for a field
+    whose default is not ``None``; each value goes through its codec's encoder.
+    """
+    namespace: dict[str, Any] = {"_thaw": _thaw}
+    lines = ["def to_dict(self):", f"    out = {{{_TYPE!r}: self.TYPE}}"]
+    for n, (name, encode, has_default, default) in enumerate(_write_plan(cls)):
+        value = "v" if encode is None else f"e{n}(v)"
+        if getattr(encode, "__func__", None) is _DateTime.encode:
+            value = "v.isoformat()"  # the codec's encode, without the call
+        namespace[f"e{n}"] = encode
+        namespace[f"d{n}"] = default
+        lines.append(f"    v = self.{name}")
+        if not has_default:
+            lines.append(f"    out[{name!r}] = None if v is None else {value}")
+        elif default is None:
+            lines.append(f"    if v is not None: out[{name!r}] = {value}")
+        else:
+            lines.append(f"    if v is None: out[{name!r}] = None")
+            lines.append(f"    elif v != d{n}: out[{name!r}] = {value}")
+    lines.append("    if self.extra:")
+    lines.append("        out.update((key, _thaw(value)) for key, value in self.extra.items())")
+    lines.append("    return out")
+    exec("\n".join(lines), namespace)  # the source is built from field names only
+    function: Callable[[Any], dict[str, Any]] = namespace["to_dict"]
+    return function
 
 
 def _write_plan(cls: type) -> _Plan:

@@ -426,6 +426,9 @@ class Ledger:
     def lifetime_credits(self, member: str) -> int:
         """Every point ever credited to ``member``: an upper bound of qualifying points."""
         records = self._accounts_by_id
+        if member not in self._parent and member not in self._children:  # no merge
+            record = records.get(member)
+            return 0 if record is None else record.credited
         return sum(records[a].credited for a in self._accounts(self._root(member)) if a in records)
 
     def account_balance(self, account: str) -> int:

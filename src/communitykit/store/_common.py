@@ -73,7 +73,10 @@ def check_batch(batch: Batch, url: str) -> int | None:
     first: int | None = None
     idempotency: set[str] = set()
     for index, entry in enumerate(batch.entries):
-        position = entry_position(entry.entry_id)
+        if first is not None and entry.entry_id == f"e{first + index}":  # as entry_position
+            position: int | None = first + index
+        else:
+            position = entry_position(entry.entry_id)
         if first is None:
             first = position
         if position is None or first is None or position != first + index:

@@ -46,12 +46,21 @@ __all__ = [
 
 _MESSAGES = frozenset({"message_posted", "message_edited"})
 _POSTED = frozenset({"message_posted"})
+_MESSAGE_TYPES = (MessagePosted, MessageEdited)
 
 
 def _message(ctx: RuleContext) -> MessagePosted | MessageEdited | None:
     """The event's message when it is one in a group (``None`` otherwise)."""
     event = ctx.event
-    if isinstance(event, MessagePosted | MessageEdited) and event.group is not None:
+    if isinstance(event, _MESSAGE_TYPES) and event.group is not None:
+        return event
+    return None
+
+
+def _posted(ctx: RuleContext) -> MessagePosted | None:
+    """The event's message when it is one posted (not edited) in a group."""
+    event = ctx.event
+    if isinstance(event, MessagePosted) and event.group is not None:
         return event
     return None
 
@@ -126,13 +135,14 @@ class LinksRule:
     def _offence(self, ctx: RuleContext, text: str) -> str | None:
         """Why the text breaks the rule (a phrase naming the link), or ``None``."""
         prepared = _links.prepare(text)
-        links = list(_links.find_links(prepared, self.extra_tlds))
+        # every link's domain has a dot: a text without one has none
+        links = list(_links.find_links(prepared, self.extra_tlds)) if "." in prepared else []
         if not self.allow_invites:
             for link in links:
                 kind = _links.invite_kind(link)
                 if kind is not None:
                     return f"posted an invite link to another {kind} chat ({_quote(link.text)})"
-            if _links.TG_JOIN.search(prepared):
+            if "tg://join?invite=" in prepared and _links.TG_JOIN.search(prepared):
                 return "posted an invite link to another Telegram chat (tg://join)"
             for pattern in self.invite_patterns:
                 found = pattern.search(prepared)
@@ -188,14 +198,17 @@ _BEFORE = rf"(?:(?<=[{_links.CJK}])|(?<!{_WORD}))"
 _AFTER = rf"(?:(?=[{_links.CJK}])|(?!{_WORD}))"
 
 
-def _keyword(pattern: str) -> re.Pattern[str]:
+def _keyword_and_core(pattern: str) -> tuple[re.Pattern[str], str]:
+    """A block entry compiled, and the part of it every match must match: the
+    word itself without its word boundaries (the whole pattern for ``re:``)."""
     if pattern.startswith("re:"):
-        compiled = compile_pattern(pattern[3:], "keywords rule: block")
+        core = pattern[3:]
+        compiled = compile_pattern(core, "keywords rule: block")
     else:
         text = normalize_text(pattern)
         if not text:
             raise ModelError(f"keywords rule: block entries must not be empty, got {pattern!r}")
-        body = re.escape(text)
+        core = body = re.escape(text)
         if not _CJK.search(text):
             if re.match(_WORD, text):
                 body = _BEFORE + body
@@ -206,7 +219,23 @@ def _keyword(pattern: str) -> re.Pattern[str]:
         raise ModelError(
             f"keywords rule: block pattern {pattern!r} matches an empty text, so every message"
         )
-    return compiled
+    return compiled, core
+
+
+def _screen(cores: Sequence[tuple[re.Pattern[str], str]]) -> re.Pattern[str] | None:
+    """One pattern that finds something wherever any block entry would: the entries'
+    cores as alternatives, so a text it finds nothing in has no blocked word.
+
+    ``None`` when the cores cannot be joined without changing what they match
+    (a pattern with groups, whose back references would be renumbered, or with
+    its own global flags).
+    """
+    if any(compiled.groups for compiled, _core in cores):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{core})" for _compiled, core in cores), re.IGNORECASE)
+    except re.error:
+        return None
 
 
 _ACTIONS = ("delete", "strike", "delete_only")
@@ -223,6 +252,9 @@ class KeywordsRule:
     name: str = "keywords"
     action: str = "delete"
     notice: str = KEYWORDS_NOTICE
+    # finds something in every text a block entry matches (see _screen), so a
+    # text it finds nothing in is passed without trying each entry
+    screen: re.Pattern[str] | None = attrs.field(default=None, eq=False, repr=False)
     event_types: ClassVar[frozenset[str]] = _MESSAGES
 
     @classmethod
@@ -236,11 +268,13 @@ class KeywordsRule:
             raise ModelError(
                 f"keywords rule: action must be one of {', '.join(_ACTIONS)}, got {action!r}"
             )
+        compiled = [_keyword_and_core(p) for p in patterns]
         rule = cls(
-            block=tuple((p, _keyword(p)) for p in patterns),
+            block=tuple((p, c) for p, (c, _core) in zip(patterns, compiled, strict=True)),
             name=read.name(),
             action=action,
             notice=read.text("notice", KEYWORDS_NOTICE),
+            screen=_screen(compiled),
         )
         read.done()
         return rule
@@ -250,6 +284,9 @@ class KeywordsRule:
         if message is None:
             return None
         text = normalize_text(message.text)
+        screen = self.screen
+        if screen is not None and screen.search(text) is None:
+            return None
         pattern = next((p for p, compiled in self.block if compiled.search(text)), None)
         if pattern is None:
             return None
@@ -352,17 +389,26 @@ class FloodRule:
         return None if identity is None else identity.user_id
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if not isinstance(message, MessagePosted):
+        message = _posted(ctx)
+        if message is None:
             return None
-        assert message.group is not None  # _message keeps group messages only
+        assert message.group is not None  # _posted keeps group messages only
         at = message.at
+        recent = ctx.recent
+        # the messages counted are some of those in the window: too few of those,
+        # and the limit is not passed
+        limit = self.messages
+        if len(recent) < limit:
+            return None
+        start = at - self.window
+        if sum(1 for item in recent if start <= item.at <= at) < limit:
+            return None
         if self._still_muted(ctx.rule_state(self.name).get("muted_until"), at):
             return None
         here = (message.platform, message.group)
         earlier = [
             item
-            for item in _within(ctx.recent, at, self.window, same=here if self.per_group else None)
+            for item in _within(recent, at, self.window, same=here if self.per_group else None)
             if (item.platform, item.group, item.message_id) != (*here, message.message_id)
         ]
         count = len(earlier) + 1
@@ -438,18 +484,26 @@ class DuplicatesRule:
         return rule
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if not isinstance(message, MessagePosted):
+        message = _posted(ctx)
+        if message is None:
             return None
-        assert message.group is not None  # _message keeps group messages only
+        assert message.group is not None  # _posted keeps group messages only
+        recent = ctx.recent
+        # the copies counted are some of the recent messages with the same
+        # fingerprint: too few of those, and the text is not repeated often enough
+        times = self.times
+        if len(recent) + 1 < times:
+            return None
+        printed = fingerprint(message.text)
+        if [item.fingerprint for item in recent].count(printed) + 1 < times:
+            return None
         if len(normalize_text(message.text)) < max(1, self.min_length):
             return None
         here = (message.platform, message.group)
-        printed = fingerprint(message.text)
         copies = [
             item
             for item in _within(
-                ctx.recent, message.at, self.within, same=None if self.across_groups else here
+                recent, message.at, self.within, same=None if self.across_groups else here
             )
             if item.fingerprint == printed
             and (item.platform, item.group, item.message_id) != (*here, message.message_id)

@@ -9,6 +9,7 @@ strike on the warning ladder; ``flood`` mutes directly. See
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -47,22 +48,7 @@ __all__ = [
 _MESSAGES = frozenset({"message_posted", "message_edited"})
 _POSTED = frozenset({"message_posted"})
 _MESSAGE_TYPES = (MessagePosted, MessageEdited)
-
-
-def _message(ctx: RuleContext) -> MessagePosted | MessageEdited | None:
-    """The event's message when it is one in a group (``None`` otherwise)."""
-    event = ctx.event
-    if isinstance(event, _MESSAGE_TYPES) and event.group is not None:
-        return event
-    return None
-
-
-def _posted(ctx: RuleContext) -> MessagePosted | None:
-    """The event's message when it is one posted (not edited) in a group."""
-    event = ctx.event
-    if isinstance(event, MessagePosted) and event.group is not None:
-        return event
-    return None
+_AT = operator.itemgetter(0)  # Recent.at
 
 
 def _delete(
@@ -175,8 +161,17 @@ class LinksRule:
         return f"posted a link to {hosts[0]}{more}, which {verb} not on the allowlist"
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if message is None:
+        message = ctx.event
+        if not isinstance(message, _MESSAGE_TYPES) or message.group is None:
+            return None
+        text = normalize_text(message.text)
+        if (
+            "." not in text
+            and "\u3002" not in text
+            and "\uff61" not in text
+            and (self.allow_invites or not (self.invite_patterns or "tg://join?invite=" in text))
+        ):
+            # no dot of any width: no link, nor an invite link (see _offence)
             return None
         why = self._offence(ctx, message.text)
         if why is None:
@@ -280,8 +275,8 @@ class KeywordsRule:
         return rule
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if message is None:
+        message = ctx.event
+        if not isinstance(message, _MESSAGE_TYPES) or message.group is None:
             return None
         text = normalize_text(message.text)
         screen = self.screen
@@ -349,10 +344,15 @@ class FloodRule:
     per_group: bool = False
     notice: str = FLOOD_NOTICE
     event_types: ClassVar[frozenset[str]] = _POSTED
+    _window: timedelta = attrs.field(init=False, eq=False, repr=False)
+
+    @_window.default
+    def _seconds_window(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
 
     @property
     def window(self) -> timedelta:
-        return timedelta(seconds=self.seconds)
+        return self._window
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> FloodRule:
@@ -389,26 +389,24 @@ class FloodRule:
         return None if identity is None else identity.user_id
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _posted(ctx)
-        if message is None:
+        message = ctx.event
+        if not isinstance(message, MessagePosted) or message.group is None:
             return None
-        assert message.group is not None  # _posted keeps group messages only
         at = message.at
         recent = ctx.recent
-        # the messages counted are some of those in the window: too few of those,
-        # and the limit is not passed
+        # the messages counted are some of those since the window's start: too
+        # few of those, and the limit is not passed
         limit = self.messages
         if len(recent) < limit:
             return None
-        start = at - self.window
-        if sum(1 for item in recent if start <= item.at <= at) < limit:
+        if sum(map((at - self._window).__le__, map(_AT, recent))) < limit:
             return None
         if self._still_muted(ctx.rule_state(self.name).get("muted_until"), at):
             return None
         here = (message.platform, message.group)
         earlier = [
             item
-            for item in _within(recent, at, self.window, same=here if self.per_group else None)
+            for item in _within(recent, at, self._window, same=here if self.per_group else None)
             if (item.platform, item.group, item.message_id) != (*here, message.message_id)
         ]
         count = len(earlier) + 1
@@ -484,10 +482,9 @@ class DuplicatesRule:
         return rule
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _posted(ctx)
-        if message is None:
+        message = ctx.event
+        if not isinstance(message, MessagePosted) or message.group is None:
             return None
-        assert message.group is not None  # _posted keeps group messages only
         recent = ctx.recent
         # the copies counted are some of the recent messages with the same
         # fingerprint: too few of those, and the text is not repeated often enough

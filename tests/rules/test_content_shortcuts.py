@@ -71,6 +71,61 @@ def test_a_prepared_text_without_a_dot_has_no_link(text: str) -> None:
         assert list(_links.find_links(prepared)) == []
 
 
+def _every_link(text: str, extra_tlds: frozenset[str]) -> list[_links.Link]:
+    """find_links without its shortcuts: every match of the link pattern, filtered."""
+    tlds = _links.COMMON_TLDS | extra_tlds
+    found = []
+    for match in _links._URL.finditer(text):
+        host = match.group("host")
+        scheme = match.group("scheme") is not None
+        tld = host.rsplit(".", 1)[1]
+        if scheme or host.startswith("www.") or tld in tlds or tld.startswith("xn--"):
+            path = (match.group("path") or "").rstrip(_links._TRAILING)
+            found.append(_links.Link(host=host, path=path, scheme=scheme))
+    return found
+
+
+_LINKISH = st.sampled_from(
+    [
+        *"abcxyz0123456789.。｡．/:#?@-_ 中文",
+        "com",
+        ".com",
+        ".co",
+        ".comx",
+        ".com-x",
+        ".org/x",
+        ".中国",
+        ".中国人",
+        ".xn--p1ai",
+        ".рф",
+        ".py",
+        ".shop",
+        ".example",
+        "www.",
+        "WWW.",
+        "http://",
+        "HTTPS://",
+        "ftp://",
+        "t.me/+",
+        "3.14",
+    ]
+)
+
+
+@given(
+    text=st.one_of(st.text(max_size=40), st.lists(_LINKISH, max_size=14).map("".join)),
+    extra=st.frozensets(st.sampled_from(["example", "com", "中文", "py", ""]), max_size=3),
+    prepared=st.booleans(),
+)
+def test_find_links_finds_every_link_the_link_pattern_finds(
+    text: str, extra: frozenset[str], prepared: bool
+) -> None:
+    if prepared:
+        text = _links.prepare(text)
+    assert list(_links.find_links(text, extra)) == _every_link(text, extra)
+    assert list(_links.find_links(text, sorted(extra))) == _every_link(text, extra)
+
+
 _BLOCK = st.lists(
     st.sampled_from(
         [

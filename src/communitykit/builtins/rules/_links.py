@@ -93,8 +93,13 @@ def prepare(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _tlds_with(extra: frozenset[str]) -> frozenset[str]:
-    return COMMON_TLDS | extra
+def _tlds_with(extra: frozenset[str]) -> tuple[frozenset[str], re.Pattern[str]]:
+    """The top-level domains a link without a scheme may end in, and a pattern
+    that finds something in every text with a link: a scheme's ``://``, a
+    ``www.``, or a dot right before one of those top-level domains or ``xn--``."""
+    tlds = COMMON_TLDS | extra
+    ends = "|".join(re.escape(tld) for tld in sorted(tlds, key=len, reverse=True))
+    return tlds, re.compile(rf"://|www\.|\.(?:xn--|{ends})")
 
 
 def find_links(text: str, extra_tlds: Iterable[str] = ()) -> Iterator[Link]:
@@ -107,7 +112,10 @@ def find_links(text: str, extra_tlds: Iterable[str] = ()) -> Iterator[Link]:
     """
     if "." not in text:  # every link's domain has a dot
         return
-    tlds = _tlds_with(extra_tlds if isinstance(extra_tlds, frozenset) else frozenset(extra_tlds))
+    extra = extra_tlds if isinstance(extra_tlds, frozenset) else frozenset(extra_tlds)
+    tlds, screen = _tlds_with(extra)
+    if screen.search(text) is None:  # nothing a link needs: skip the slower search
+        return
     for found in _URL.finditer(text):
         host = found.group("host")
         scheme = found.group("scheme") is not None

@@ -49,6 +49,7 @@ _MESSAGES = frozenset({"message_posted", "message_edited"})
 _POSTED = frozenset({"message_posted"})
 _MESSAGE_TYPES = (MessagePosted, MessageEdited)
 _AT = operator.itemgetter(0)  # Recent.at
+_FINGERPRINT = operator.itemgetter(4)  # Recent.fingerprint
 
 
 def _delete(
@@ -492,7 +493,7 @@ class DuplicatesRule:
         if len(recent) + 1 < times:
             return None
         printed = fingerprint(message.text)
-        if [item.fingerprint for item in recent].count(printed) + 1 < times:
+        if list(map(_FINGERPRINT, recent)).count(printed) + 1 < times:
             return None
         if len(normalize_text(message.text)) < max(1, self.min_length):
             return None

@@ -7,6 +7,9 @@ pass messages the full checks would pass too."""
 
 from __future__ import annotations
 
+import re
+import string
+import sys
 from datetime import timedelta
 
 from hypothesis import given
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 
 from communitykit.builtins.rules import _links
 from communitykit.builtins.rules.content import (
+    _ASCII_CASE_VARIANTS,
     DuplicatesRule,
     FloodRule,
     KeywordsRule,
@@ -161,6 +165,29 @@ def test_the_keyword_screen_finds_something_wherever_a_block_entry_matches(
         assert rule.screen.search(normalized) is not None
     unscreened = KeywordsRule(block=rule.block)
     assert rule.evaluate(context(posted(text))) == unscreened.evaluate(context(posted(text)))
+
+
+def test_the_case_variants_of_ascii_letters_are_all_listed() -> None:
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    for letter in string.ascii_lowercase:
+        for variant in re.findall(letter, every, re.IGNORECASE):
+            assert variant == letter or _ASCII_CASE_VARIANTS.fullmatch(variant), variant
+
+
+def test_plain_words_are_looked_for_as_they_are_outside_case_variants() -> None:
+    rule = KeywordsRule.from_settings({"block": ["spam", "加微信", "$$$", r"re:v\s*x"]})
+    assert rule.plain is not None
+    words, others = rule.plain
+    assert words == ("spam", "加微信", "$$$") and others is not None
+    assert KeywordsRule.from_settings({"block": ["spam"]}).plain == (("spam",), None)
+    assert KeywordsRule.from_settings({"block": ["caf\u00e9"]}).plain is None
+    assert KeywordsRule.from_settings({"block": ["\u0131nk"]}).plain is None
+    assert KeywordsRule.from_settings({"block": ["spam", r"re:(a)\1"]}).plain is None
+    for text in ["ſpam", "\u0131nk", "SPAM"]:
+        decision = KeywordsRule.from_settings({"block": ["spam", "ink"]}).evaluate(
+            context(posted(text))
+        )
+        assert decision is not None
 
 
 def test_entries_with_groups_or_global_flags_are_not_screened() -> None:

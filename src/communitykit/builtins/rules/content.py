@@ -234,6 +234,27 @@ def _screen(cores: Sequence[tuple[re.Pattern[str], str]]) -> re.Pattern[str] | N
         return None
 
 
+#: every character but an ASCII lowercase letter itself that a case-insensitive
+#: pattern of an ASCII lowercase letter matches (a test checks this against ``re``)
+_ASCII_CASE_VARIANTS = re.compile("[A-Z\u0130\u0131\u017f\u212a]")
+
+
+def _plain_words(patterns: Sequence[str]) -> tuple[tuple[str, ...], re.Pattern[str] | None] | None:
+    """The block words, and the ``re:`` patterns joined, when each word's letters
+    are ASCII lowercase ones and its other characters have no case: then in a text
+    without :data:`_ASCII_CASE_VARIANTS` a word's case-insensitive pattern matches
+    exactly where the word itself is. ``None`` otherwise (or when the patterns
+    cannot be joined, see :func:`_screen`)."""
+    words = [normalize_text(p) for p in patterns if not p.startswith("re:")]
+    if not all("a" <= c <= "z" or c.lower() == c == c.upper() for w in words for c in w):
+        return None
+    others = [p[3:] for p in patterns if p.startswith("re:")]
+    if not others:
+        return tuple(words), None
+    joined = _screen([(compile_pattern(p, "keywords rule: block"), p) for p in others])
+    return None if joined is None else (tuple(words), joined)
+
+
 _ACTIONS = ("delete", "strike", "delete_only")
 
 
@@ -251,6 +272,11 @@ class KeywordsRule:
     # finds something in every text a block entry matches (see _screen), so a
     # text it finds nothing in is passed without trying each entry
     screen: re.Pattern[str] | None = attrs.field(default=None, eq=False, repr=False)
+    # the same for a text without _ASCII_CASE_VARIANTS (see _plain_words): the
+    # words looked for as they are, and the re: patterns joined
+    plain: tuple[tuple[str, ...], re.Pattern[str] | None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
     event_types: ClassVar[frozenset[str]] = _MESSAGES
 
     @classmethod
@@ -271,6 +297,7 @@ class KeywordsRule:
             action=action,
             notice=read.text("notice", KEYWORDS_NOTICE),
             screen=_screen(compiled),
+            plain=_plain_words(patterns),
         )
         read.done()
         return rule
@@ -280,8 +307,16 @@ class KeywordsRule:
         if not isinstance(message, _MESSAGE_TYPES) or message.group is None:
             return None
         text = normalize_text(message.text)
-        screen = self.screen
-        if screen is not None and screen.search(text) is None:
+        plain = self.plain
+        if plain is not None and _ASCII_CASE_VARIANTS.search(text) is None:
+            words, others = plain
+            for word in words:
+                if word in text:
+                    break
+            else:
+                if others is None or others.search(text) is None:
+                    return None
+        elif (screen := self.screen) is not None and screen.search(text) is None:
             return None
         pattern = next((p for p, compiled in self.block if compiled.search(text)), None)
         if pattern is None:

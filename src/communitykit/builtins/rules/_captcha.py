@@ -119,12 +119,12 @@ class CaptchaRule:
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
         event = ctx.event
+        if isinstance(event, MessagePosted):  # the most frequent event by far
+            return self._message(ctx, event)
         if isinstance(event, MemberJoined):
             return self._joined(ctx, event)
         if isinstance(event, CommandInvoked):
             return self._command(ctx, event)
-        if isinstance(event, MessagePosted):
-            return self._message(ctx, event)
         return None
 
     def _joined(self, ctx: RuleContext, event: MemberJoined) -> Decision | None:

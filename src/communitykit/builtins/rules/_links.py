@@ -10,6 +10,7 @@ spaces, so Chinese characters end a domain name (``请访问spam.com`` finds
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -85,7 +86,20 @@ class Link(NamedTuple):
 
 def prepare(text: str) -> str:
     """The text as links are searched in: normalized, disguised dots made dots."""
-    return _DOT.sub(".", normalize_text(text))
+    text = normalize_text(text)
+    if "\u3002" in text or "\uff61" in text:
+        return _DOT.sub(".", text)
+    return text
+
+
+@functools.lru_cache(maxsize=64)
+def _tlds_with(extra: frozenset[str]) -> tuple[frozenset[str], re.Pattern[str]]:
+    """The top-level domains a link without a scheme may end in, and a pattern
+    that finds something in every text with a link: a scheme's ``://``, a
+    ``www.``, or a dot right before one of those top-level domains or ``xn--``."""
+    tlds = COMMON_TLDS | extra
+    ends = "|".join(re.escape(tld) for tld in sorted(tlds, key=len, reverse=True))
+    return tlds, re.compile(rf"://|www\.|\.(?:xn--|{ends})")
 
 
 def find_links(text: str, extra_tlds: Iterable[str] = ()) -> Iterator[Link]:
@@ -96,7 +110,12 @@ def find_links(text: str, extra_tlds: Iterable[str] = ()) -> Iterator[Link]:
     ``extra_tlds`` or punycode (``xn--``), so ``3.14``, ``e.g.`` and ``notes.txt``
     are not links.
     """
-    tlds = COMMON_TLDS | frozenset(extra_tlds)
+    if "." not in text:  # every link's domain has a dot
+        return
+    extra = extra_tlds if isinstance(extra_tlds, frozenset) else frozenset(extra_tlds)
+    tlds, screen = _tlds_with(extra)
+    if screen.search(text) is None:  # nothing a link needs: skip the slower search
+        return
     for found in _URL.finditer(text):
         host = found.group("host")
         scheme = found.group("scheme") is not None

@@ -9,6 +9,7 @@ strike on the warning ladder; ``flood`` mutes directly. See
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -46,14 +47,9 @@ __all__ = [
 
 _MESSAGES = frozenset({"message_posted", "message_edited"})
 _POSTED = frozenset({"message_posted"})
-
-
-def _message(ctx: RuleContext) -> MessagePosted | MessageEdited | None:
-    """The event's message when it is one in a group (``None`` otherwise)."""
-    event = ctx.event
-    if isinstance(event, MessagePosted | MessageEdited) and event.group is not None:
-        return event
-    return None
+_MESSAGE_TYPES = (MessagePosted, MessageEdited)
+_AT = operator.itemgetter(0)  # Recent.at
+_FINGERPRINT = operator.itemgetter(4)  # Recent.fingerprint
 
 
 def _delete(
@@ -126,13 +122,14 @@ class LinksRule:
     def _offence(self, ctx: RuleContext, text: str) -> str | None:
         """Why the text breaks the rule (a phrase naming the link), or ``None``."""
         prepared = _links.prepare(text)
-        links = list(_links.find_links(prepared, self.extra_tlds))
+        # every link's domain has a dot: a text without one has none
+        links = list(_links.find_links(prepared, self.extra_tlds)) if "." in prepared else []
         if not self.allow_invites:
             for link in links:
                 kind = _links.invite_kind(link)
                 if kind is not None:
                     return f"posted an invite link to another {kind} chat ({_quote(link.text)})"
-            if _links.TG_JOIN.search(prepared):
+            if "tg://join?invite=" in prepared and _links.TG_JOIN.search(prepared):
                 return "posted an invite link to another Telegram chat (tg://join)"
             for pattern in self.invite_patterns:
                 found = pattern.search(prepared)
@@ -165,8 +162,17 @@ class LinksRule:
         return f"posted a link to {hosts[0]}{more}, which {verb} not on the allowlist"
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if message is None:
+        message = ctx.event
+        if not isinstance(message, _MESSAGE_TYPES) or message.group is None:
+            return None
+        text = normalize_text(message.text)
+        if (
+            "." not in text
+            and "\u3002" not in text
+            and "\uff61" not in text
+            and (self.allow_invites or not (self.invite_patterns or "tg://join?invite=" in text))
+        ):
+            # no dot of any width: no link, nor an invite link (see _offence)
             return None
         why = self._offence(ctx, message.text)
         if why is None:
@@ -188,14 +194,17 @@ _BEFORE = rf"(?:(?<=[{_links.CJK}])|(?<!{_WORD}))"
 _AFTER = rf"(?:(?=[{_links.CJK}])|(?!{_WORD}))"
 
 
-def _keyword(pattern: str) -> re.Pattern[str]:
+def _keyword_and_core(pattern: str) -> tuple[re.Pattern[str], str]:
+    """A block entry compiled, and the part of it every match must match: the
+    word itself without its word boundaries (the whole pattern for ``re:``)."""
     if pattern.startswith("re:"):
-        compiled = compile_pattern(pattern[3:], "keywords rule: block")
+        core = pattern[3:]
+        compiled = compile_pattern(core, "keywords rule: block")
     else:
         text = normalize_text(pattern)
         if not text:
             raise ModelError(f"keywords rule: block entries must not be empty, got {pattern!r}")
-        body = re.escape(text)
+        core = body = re.escape(text)
         if not _CJK.search(text):
             if re.match(_WORD, text):
                 body = _BEFORE + body
@@ -206,7 +215,44 @@ def _keyword(pattern: str) -> re.Pattern[str]:
         raise ModelError(
             f"keywords rule: block pattern {pattern!r} matches an empty text, so every message"
         )
-    return compiled
+    return compiled, core
+
+
+def _screen(cores: Sequence[tuple[re.Pattern[str], str]]) -> re.Pattern[str] | None:
+    """One pattern that finds something wherever any block entry would: the entries'
+    cores as alternatives, so a text it finds nothing in has no blocked word.
+
+    ``None`` when the cores cannot be joined without changing what they match
+    (a pattern with groups, whose back references would be renumbered, or with
+    its own global flags).
+    """
+    if any(compiled.groups for compiled, _core in cores):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{core})" for _compiled, core in cores), re.IGNORECASE)
+    except re.error:
+        return None
+
+
+#: every character but an ASCII lowercase letter itself that a case-insensitive
+#: pattern of an ASCII lowercase letter matches (a test checks this against ``re``)
+_ASCII_CASE_VARIANTS = re.compile("[A-Z\u0130\u0131\u017f\u212a]")
+
+
+def _plain_words(patterns: Sequence[str]) -> tuple[tuple[str, ...], re.Pattern[str] | None] | None:
+    """The block words, and the ``re:`` patterns joined, when each word's letters
+    are ASCII lowercase ones and its other characters have no case: then in a text
+    without :data:`_ASCII_CASE_VARIANTS` a word's case-insensitive pattern matches
+    exactly where the word itself is. ``None`` otherwise (or when the patterns
+    cannot be joined, see :func:`_screen`)."""
+    words = [normalize_text(p) for p in patterns if not p.startswith("re:")]
+    if not all("a" <= c <= "z" or c.lower() == c == c.upper() for w in words for c in w):
+        return None
+    others = [p[3:] for p in patterns if p.startswith("re:")]
+    if not others:
+        return tuple(words), None
+    joined = _screen([(compile_pattern(p, "keywords rule: block"), p) for p in others])
+    return None if joined is None else (tuple(words), joined)
 
 
 _ACTIONS = ("delete", "strike", "delete_only")
@@ -223,6 +269,14 @@ class KeywordsRule:
     name: str = "keywords"
     action: str = "delete"
     notice: str = KEYWORDS_NOTICE
+    # finds something in every text a block entry matches (see _screen), so a
+    # text it finds nothing in is passed without trying each entry
+    screen: re.Pattern[str] | None = attrs.field(default=None, eq=False, repr=False)
+    # the same for a text without _ASCII_CASE_VARIANTS (see _plain_words): the
+    # words looked for as they are, and the re: patterns joined
+    plain: tuple[tuple[str, ...], re.Pattern[str] | None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
     event_types: ClassVar[frozenset[str]] = _MESSAGES
 
     @classmethod
@@ -236,20 +290,34 @@ class KeywordsRule:
             raise ModelError(
                 f"keywords rule: action must be one of {', '.join(_ACTIONS)}, got {action!r}"
             )
+        compiled = [_keyword_and_core(p) for p in patterns]
         rule = cls(
-            block=tuple((p, _keyword(p)) for p in patterns),
+            block=tuple((p, c) for p, (c, _core) in zip(patterns, compiled, strict=True)),
             name=read.name(),
             action=action,
             notice=read.text("notice", KEYWORDS_NOTICE),
+            screen=_screen(compiled),
+            plain=_plain_words(patterns),
         )
         read.done()
         return rule
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if message is None:
+        message = ctx.event
+        if not isinstance(message, _MESSAGE_TYPES) or message.group is None:
             return None
         text = normalize_text(message.text)
+        plain = self.plain
+        if plain is not None and _ASCII_CASE_VARIANTS.search(text) is None:
+            words, others = plain
+            for word in words:
+                if word in text:
+                    break
+            else:
+                if others is None or others.search(text) is None:
+                    return None
+        elif (screen := self.screen) is not None and screen.search(text) is None:
+            return None
         pattern = next((p for p, compiled in self.block if compiled.search(text)), None)
         if pattern is None:
             return None
@@ -312,10 +380,15 @@ class FloodRule:
     per_group: bool = False
     notice: str = FLOOD_NOTICE
     event_types: ClassVar[frozenset[str]] = _POSTED
+    _window: timedelta = attrs.field(init=False, eq=False, repr=False)
+
+    @_window.default
+    def _seconds_window(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
 
     @property
     def window(self) -> timedelta:
-        return timedelta(seconds=self.seconds)
+        return self._window
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> FloodRule:
@@ -352,17 +425,24 @@ class FloodRule:
         return None if identity is None else identity.user_id
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if not isinstance(message, MessagePosted):
+        message = ctx.event
+        if not isinstance(message, MessagePosted) or message.group is None:
             return None
-        assert message.group is not None  # _message keeps group messages only
         at = message.at
+        recent = ctx.recent
+        # the messages counted are some of those since the window's start: too
+        # few of those, and the limit is not passed
+        limit = self.messages
+        if len(recent) < limit:
+            return None
+        if sum(map((at - self._window).__le__, map(_AT, recent))) < limit:
+            return None
         if self._still_muted(ctx.rule_state(self.name).get("muted_until"), at):
             return None
         here = (message.platform, message.group)
         earlier = [
             item
-            for item in _within(ctx.recent, at, self.window, same=here if self.per_group else None)
+            for item in _within(recent, at, self._window, same=here if self.per_group else None)
             if (item.platform, item.group, item.message_id) != (*here, message.message_id)
         ]
         count = len(earlier) + 1
@@ -438,18 +518,25 @@ class DuplicatesRule:
         return rule
 
     def evaluate(self, ctx: RuleContext) -> Decision | None:
-        message = _message(ctx)
-        if not isinstance(message, MessagePosted):
+        message = ctx.event
+        if not isinstance(message, MessagePosted) or message.group is None:
             return None
-        assert message.group is not None  # _message keeps group messages only
+        recent = ctx.recent
+        # the copies counted are some of the recent messages with the same
+        # fingerprint: too few of those, and the text is not repeated often enough
+        times = self.times
+        if len(recent) + 1 < times:
+            return None
+        printed = fingerprint(message.text)
+        if list(map(_FINGERPRINT, recent)).count(printed) + 1 < times:
+            return None
         if len(normalize_text(message.text)) < max(1, self.min_length):
             return None
         here = (message.platform, message.group)
-        printed = fingerprint(message.text)
         copies = [
             item
             for item in _within(
-                ctx.recent, message.at, self.within, same=None if self.across_groups else here
+                recent, message.at, self.within, same=None if self.across_groups else here
             )
             if item.fingerprint == printed
             and (item.platform, item.group, item.message_id) != (*here, message.message_id)

@@ -42,7 +42,7 @@ from communitykit.model import (
     fingerprint,
     stable_id,
 )
-from communitykit.model._moderation import StepKind
+from communitykit.model._moderation import RECENT_LIMIT, StepKind
 from communitykit.store import Batch, Store
 
 if TYPE_CHECKING:
@@ -54,8 +54,6 @@ log = structlog.get_logger("communitykit.moderation")
 
 #: the name under which the warning ladder keeps a member's warnings
 LADDER = "warning_ladder"
-#: most messages remembered per member for ``ctx.recent``
-RECENT_LIMIT = 64
 #: most messages remembered per member as already warned for (edits count once)
 STRUCK_LIMIT = 50
 

@@ -97,7 +97,7 @@ def test_the_right_code_before_the_deadline_verifies() -> None:
     event = verify((state["code"],), AT + timedelta(minutes=4))
     decision = RULE.evaluate(context(event, rule_state={"captcha": state}))
     assert decision is not None
-    assert decision.state == {"failures": 0}
+    assert decision.state == {}
     (welcome,) = decision.actions
     assert isinstance(welcome, SendMessage) and welcome.group == "-1"
     assert "verified" in welcome.text
@@ -108,14 +108,14 @@ def test_full_width_digits_are_accepted() -> None:
     state = {**pending_state(), "code": "1234"}
     event = verify(("１２３４",), AT + timedelta(minutes=1))
     decision = RULE.evaluate(context(event, rule_state={"captcha": state}))
-    assert decision is not None and decision.state == {"failures": 0}
+    assert decision is not None and decision.state == {}
 
 
 def test_the_answer_may_come_in_a_direct_message() -> None:
     state = pending_state()
     event = verify((state["code"],), AT + timedelta(minutes=1), group=None)
     decision = RULE.evaluate(context(event, rule_state={"captcha": state}))
-    assert decision is not None and decision.state == {"failures": 0}
+    assert decision is not None and decision.state == {}
     assert decision.actions[0].group == "-1"  # the welcome goes to the group
 
 
@@ -160,7 +160,7 @@ def test_the_command_is_configurable() -> None:
         args=(state["code"],),
     )
     answered = rule.evaluate(context(human, rule_state={"gate": state}))
-    assert answered is not None and answered.state == {"failures": 0}
+    assert answered is not None and answered.state == {}
     assert answered.source == "rule:gate"
     other = verify((state["code"],), AT)
     assert rule.evaluate(context(other, rule_state={"gate": state})) is None
@@ -340,7 +340,7 @@ def test_evaluation_is_deterministic(answer: str, minutes: int) -> None:
         assert first is None
     else:
         assert first is not None
-        assert (first.state == {"failures": 0}) == (answer == state["code"])
+        assert (first.state == {}) == (answer == state["code"])
 
 
 @given(

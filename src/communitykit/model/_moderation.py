@@ -88,6 +88,10 @@ def fingerprint(text: str) -> int:
     return int.from_bytes(digest, "big")
 
 
+#: the most recent messages the engine remembers per member (``ctx.recent``)
+RECENT_LIMIT = 64
+
+
 class Recent(NamedTuple):
     """One recent message of a member, as the engine remembers it for rules."""
 

@@ -183,7 +183,7 @@ class CaptchaRule:
                 source=self.source,
                 explanation="answered the captcha correctly before the deadline",
                 actions=(welcome,) if welcome.group is not None else (),
-                state={"failures": 0},
+                state={},  # verified: nothing left to remember (no failures in a row)
             )
         text = self._text(self.wrong, name, event.user)
         reply: Action

@@ -4,6 +4,8 @@ the verdicts they return."""
 from __future__ import annotations
 
 import re
+import re._constants as _sre_constants  # type: ignore[import-not-found]
+import re._parser as _sre  # type: ignore[import-not-found]
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -51,10 +53,15 @@ class Settings:
             raise self._fail(key, "a text", value)
         return value
 
-    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = self.raw(key, default)
-        if type(value) is not int or value < minimum:
-            raise self._fail(key, f"a whole number >= {minimum}", value)
+        if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
+            expected = f"a whole number >= {minimum}" + (
+                f" and <= {maximum}" if maximum is not None else ""
+            )
+            raise self._fail(key, expected, value)
         return value
 
     def flag(self, key: str, default: bool) -> bool:
@@ -97,8 +104,46 @@ class Settings:
 
 
 def compile_pattern(pattern: str, what: str) -> re.Pattern[str]:
-    """A case-insensitive regular expression, with a clear message when it is broken."""
+    """A case-insensitive regular expression, with a clear message when it is broken.
+
+    A pattern with a repetition inside a repetition (``(\\w+\\s?)+``) is refused: on
+    a text it almost matches it backtracks for seconds, minutes, years, and the
+    community would wait for it. Such a pattern can always be written without
+    the nesting.
+    """
     try:
-        return re.compile(pattern, re.IGNORECASE)
+        compiled = re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
         raise ModelError(f"{what}: {pattern!r} is not a valid pattern ({exc})") from None
+    if _nested_repeat(_sre.parse(pattern, re.IGNORECASE)):
+        raise ModelError(
+            f"{what}: {pattern!r} repeats a group that itself repeats; such a pattern can "
+            "take exponential time on some texts: write it without the nesting"
+        )
+    return compiled
+
+
+_REPEATS = (_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT, _sre_constants.POSSESSIVE_REPEAT)
+_MANY = 16  # a repetition bounded by more than this many counts as unbounded
+
+
+def _nested_repeat(parsed: Any, inside: bool = False) -> bool:
+    """Whether a parsed pattern repeats (unboundedly) something that repeats."""
+    for op, args in parsed:
+        if op in _REPEATS:
+            _low, high, sub = args
+            many = high == _sre_constants.MAXREPEAT or high > _MANY
+            if (many and inside) or _nested_repeat(sub, inside or many):
+                return True
+            continue
+        if op is _sre_constants.SUBPATTERN:
+            subs = [args[-1]]
+        elif op is _sre_constants.BRANCH:
+            subs = list(args[1])
+        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
+            subs = [args[1]]
+        else:
+            continue
+        if any(_nested_repeat(sub, inside) for sub in subs):
+            return True
+    return False

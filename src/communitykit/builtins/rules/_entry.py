@@ -44,9 +44,15 @@ def template(
     """A message template setting: a text whose ``{placeholders}`` are all in ``fields``."""
     text = settings.text(key, default)
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        parts = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text)]
     except ValueError as exc:
         raise ModelError(f"{rule_type} rule: {key} is not a valid template ({exc})") from None
+    if any(name is not None and (spec or conv) for name, spec, conv in parts):
+        raise ModelError(
+            f"{rule_type} rule: {key} may only use plain placeholders like {{name}} "
+            f"(no conversions or formats), got {text!r}"
+        )
+    names = {name for name, _, _ in parts if name is not None}
     unknown = sorted(n for n in names if n not in fields)
     if unknown:
         raise ModelError(

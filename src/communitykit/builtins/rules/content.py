@@ -35,7 +35,7 @@ from communitykit.model import (
     fingerprint,
     normalize_text,
 )
-from communitykit.model._moderation import format_duration
+from communitykit.model._moderation import RECENT_LIMIT, format_duration
 
 __all__ = [
     "DuplicatesRule",
@@ -395,7 +395,8 @@ class FloodRule:
         read = Settings(settings, "flood")
         rule = cls(
             name=read.name(),
-            messages=read.integer("messages", 5, minimum=1),
+            # the engine remembers a member's last RECENT_LIMIT messages
+            messages=read.integer("messages", 5, minimum=1, maximum=RECENT_LIMIT - 1),
             seconds=read.integer("seconds", 10, minimum=1),
             mute=read.duration("mute", timedelta(minutes=10)),
             strike=read.flag("strike", False),
@@ -508,7 +509,7 @@ class DuplicatesRule:
         read = Settings(settings, "duplicates")
         rule = cls(
             name=read.name(),
-            times=read.integer("times", 3, minimum=2),
+            times=read.integer("times", 3, minimum=2, maximum=RECENT_LIMIT),
             within=read.duration("within", timedelta(hours=1)),
             across_groups=read.flag("across_groups", True),
             min_length=read.integer("min_length", 10),

@@ -376,8 +376,19 @@ def audit_record(
         member_id=member_id,
         event=None if event is None else f"{event.platform}:{event.event_id}",
         actions=tuple(actions),
-        explanation=explanation,
+        explanation=_shorten(explanation),
     )
+
+
+#: the longest explanation kept in the audit trail (a hostile message can make a
+#: rule's explanation as long as itself)
+EXPLANATION_LIMIT = 2000
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= EXPLANATION_LIMIT:
+        return text
+    return text[: EXPLANATION_LIMIT - 1] + "…"
 
 
 class EngineTickSource:

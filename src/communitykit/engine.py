@@ -253,7 +253,7 @@ class _States(Mapping[str, MemberState]):
 class _EventContext(RuleContext):
     """The engine's :class:`RuleContext`: each value is looked up when a rule reads it."""
 
-    __slots__ = ("_engine", "_exempt_by", "_member_id", "_recent_found")
+    __slots__ = ("_engine", "_member_id", "_recent_found")
 
     def __init__(self, engine: Engine, event: Event, member_id: str, member: Member | None):
         # RuleContext.__init__ is not called: the values are properties here
@@ -262,7 +262,6 @@ class _EventContext(RuleContext):
         self._member_id = member_id
         self._member = member
         self._recent_found: Sequence[Recent] | None = None
-        self._exempt_by: dict[RuleScope, bool] | None = None  # each scope's answer, once
 
     @property
     def member(self) -> Member:
@@ -701,12 +700,18 @@ class Engine:
         if askers:
             ctx: _EventContext | None = None
             scopes = self.moderation.scopes
+            exempt_by: dict[RuleScope, bool] = {}  # each distinct scope is asked once
             for name, ask, native, is_rule in askers:
-                if is_rule and native is None and name in scopes:
-                    if ctx is None:
-                        ctx = _EventContext(self, event, member_id, member)
-                    if self._exempt(name, ctx):
-                        continue
+                if is_rule and native is None:
+                    scope = scopes.get(name)
+                    if scope is not None:
+                        exempt = exempt_by.get(scope)
+                        if exempt is None:
+                            if ctx is None:
+                                ctx = _EventContext(self, event, member_id, member)
+                            exempt = exempt_by[scope] = self._exempt(scope, ctx)
+                        if exempt:
+                            continue
                 try:
                     if native is not None:
                         found = native.award_of(event, member_id, member_id_of)
@@ -762,26 +767,15 @@ class Engine:
                     "request",
                 )
 
-    def _exempt(self, rule: str, ctx: _EventContext) -> bool:
-        """Whether the rule's scope leaves this event alone (asked once per distinct
-        scope and event: most rules share the default one)."""
-        scope = self.moderation.scopes[rule]
-        answers = ctx._exempt_by
-        if answers is None:
-            answers = ctx._exempt_by = {}
-        else:
-            found = answers.get(scope)
-            if found is not None:
-                return found
+    def _exempt(self, scope: RuleScope, ctx: _EventContext) -> bool:
+        """Whether a rule scope leaves this event alone (its group, or its member)."""
         event = ctx.event
         group = None if event.group is None else self.community.group(event.platform, event.group)
-        exempt = not scope.covers(None if group is None else group.key)
-        if not exempt:
-            tier = self._live[ctx.member_id].tier
-            today = event.at.astimezone(self._tz).date() if scope.exempt_paid else None
-            exempt = scope.exemption(ctx.member, tier, today) is not None
-        answers[scope] = exempt
-        return exempt
+        if not scope.covers(None if group is None else group.key):
+            return True
+        tier = self._live[ctx.member_id].tier
+        today = event.at.astimezone(self._tz).date() if scope.exempt_paid else None
+        return scope.exemption(ctx.member, tier, today) is not None
 
     def _member_of(self, platform: str, user: str) -> Member | None:
         member_id = self.graph.member_id_of(platform, user)

@@ -835,8 +835,10 @@ class Engine:
             return
         if decision.state is not None:  # refused before anything of it is applied
             freeze_state(decision.state, rule or decision.source)
-        pending.decisions.append(decision)
         at = event.at if event is not None else self.clock.now()
+        if decision.spends and not self._pay(decision, at, pending):
+            return
+        pending.decisions.append(decision)
         for award in decision.awards:
             self._award(award, at, pending)
         if (
@@ -859,6 +861,27 @@ class Engine:
                 tags = (member.tags | decision.add_tags) - decision.remove_tags
                 if tags != member.tags:
                     self._update_member(attrs.evolve(member, tags=tags), pending)
+
+    def _pay(self, decision: Decision, at: datetime, pending: _Pending) -> bool:
+        """Take the points a decision spends, all or none; whether they were paid."""
+        ledger = self.ledger
+        needed: dict[str, int] = {}
+        for spend in decision.spends:
+            if not ledger.has_key(spend.key):
+                needed[spend.member] = needed.get(spend.member, 0) + spend.points
+        short = [m for m, points in needed.items() if ledger.balance(m) < points]
+        if short:
+            log.info(
+                "decision.unpaid",
+                source=decision.source,
+                members=short,
+                explanation=decision.explanation,
+            )
+            return False
+        for spend in decision.spends:
+            ledger.spend(spend.member, spend.points, reason=spend.reason, at=at, key=spend.key)
+            pending.touched.add(spend.member)
+        return True
 
     def _moderate(
         self,

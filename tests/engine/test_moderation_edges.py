@@ -209,3 +209,49 @@ def test_changes_from_the_command_line_wait_for_a_running_community(
     ):
         assert main(command) == 1
         assert "the community is running" in capsys.readouterr().err
+
+
+class MakeUpCard:
+    """On /makeup, takes 10 points and gives a tag (a decision that spends)."""
+
+    name = "makeup"
+    event_types: ClassVar[frozenset[str]] = frozenset({"command_invoked"})
+
+    def evaluate(self, ctx: RuleContext) -> Decision | None:
+        from communitykit import SpendPoints
+
+        key = ctx.award_key("makeup")
+        return Decision(
+            source="campaign:makeup",
+            explanation="a make-up card",
+            spends=(SpendPoints(member=ctx.member_id, points=10, reason="makeup", key=key),),
+            add_tags={"made-up"},
+        )
+
+
+async def test_a_decision_that_spends_applies_only_when_paid_and_only_once() -> None:
+    from communitykit import CommandInvoked
+
+    app, _ = memory_app(adapters={"console": ScriptedAdapter()}, rules=[MakeUpCard()], start=T0)
+    app.open()
+
+    def makeup(n: int) -> CommandInvoked:
+        return CommandInvoked(
+            event_id=f"c{n}",
+            platform="console",
+            group="main",
+            user="ana",
+            at=T0 + timedelta(minutes=n),
+            command="makeup",
+            args=(),
+        )
+
+    await app.feed([joined(1, "ana")])
+    await app.feed([makeup(1)])  # no points yet: nothing happens
+    assert "made-up" not in app.get_member("console:ana").tags
+    await app.award("console:ana", 15, reason="bonus", key="b1")
+    await app.feed([makeup(2)])
+    assert app.balance("console:ana") == 5
+    assert "made-up" in app.get_member("console:ana").tags
+    await app.feed([makeup(2)])  # the same event again: paid once
+    assert app.balance("console:ana") == 5

@@ -31,6 +31,7 @@ __all__ = [
     "Decision",
     "MemberState",
     "RuleContext",
+    "SpendPoints",
     "TickContext",
     "TickSource",
     "stable_id",
@@ -103,6 +104,29 @@ class AwardPoints:
             raise ModelError(f"an award needs a positive whole number of points, got {value!r}")
 
 
+@attrs.frozen(kw_only=True)
+class SpendPoints:
+    """Points a decision takes from a member (a make-up card, an entry fee).
+
+    ``key`` is the idempotency key. When the member cannot pay, nothing of the
+    decision is applied (its ``refused`` explanation is logged instead).
+    """
+
+    member: str
+    points: int = attrs.field()
+    reason: str
+    key: str
+
+    @points.validator
+    def _check_points(self, _attribute: Any, value: int) -> None:
+        if type(value) is not int or value <= 0:
+            raise ModelError(f"a spend needs a positive whole number of points, got {value!r}")
+
+
+def _spends(value: Iterable[SpendPoints]) -> tuple[SpendPoints, ...]:
+    return value if type(value) is tuple else tuple(value)
+
+
 def _fallbacks(value: Mapping[str, Iterable[Action]]) -> Mapping[str, tuple[Action, ...]]:
     if not value:
         return _NO_FALLBACKS
@@ -132,6 +156,8 @@ class Decision:
       ``ctx.rule_state(name)``; ``{}`` forgets it; ``None`` leaves it as it is).
     * ``member`` names the member the decision is about when there is no event
       (scheduled work); with an event it defaults to the event's member.
+    * ``spends`` takes points (a make-up card): all of them are paid first, and
+      when one cannot be, nothing of the decision is applied.
     """
 
     source: str
@@ -146,6 +172,7 @@ class Decision:
     )
     state: Mapping[str, Any] | None = attrs.field(default=None, converter=_state)
     member: str | None = None
+    spends: tuple[SpendPoints, ...] = attrs.field(default=(), converter=_spends)
 
     @property
     def empty(self) -> bool:
@@ -156,6 +183,7 @@ class Decision:
             or self.remove_tags
             or self.strike
             or self.state is not None
+            or self.spends
         )
 
 

@@ -457,7 +457,11 @@ class Engine:
         # Likewise a scheduled rule's first moment is the first after it was first loaded.
         anchors = [
             key
-            for key in ("tier_review", *(f"rule:{r.name}" for r in self.scheduled_rules))
+            for key in (
+                "tier_review",
+                *(f"rule:{r.name}" for r in self.scheduled_rules),
+                *(f"campaign:{c.name}" for c in self.campaigns),
+            )
             if key not in self._last_runs
         ]
         if anchors:
@@ -1246,9 +1250,7 @@ class Engine:
                     moment = campaign.next_run(self._last_run(key))
                     if moment is None or moment > now:
                         continue
-                    tick = TickContext(
-                        now=moment, community=self.community, capabilities=self.capabilities
-                    )
+                    tick = self._tick(moment)
                     try:
                         decisions = list(campaign.on_schedule(tick))
                     except Exception as exc:

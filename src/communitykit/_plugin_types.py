@@ -225,7 +225,9 @@ class Campaign(Protocol):
     def on_event(self, ctx: RuleContext) -> Decision | None: ...
 
     def next_run(self, after: datetime | None) -> datetime | None:
-        """The first scheduled moment after ``after`` (``None``: never ran before)."""
+        """The first scheduled moment after ``after``: the last moment it ran, or
+        the moment the community first loaded with it (``None`` only when used
+        outside an engine)."""
 
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]: ...
 

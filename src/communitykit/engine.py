@@ -112,7 +112,9 @@ log = structlog.get_logger("communitykit.engine")
 _ACTIVE_TYPES = frozenset({"message_posted", "reaction_added", "command_invoked"})
 _MEMBERSHIP_TYPES = frozenset({"member_joined", "member_left", "member_paid"})
 _NO_CAPABILITIES = Capabilities(actions=())
-_MOVED_GROUPS = "groups:moved"  # meta: JSON list of [platform, old id, new id]
+_MOVED_GROUPS = "groups:moved"
+#: the ledger reason of a check-in's reward; tiers count these as check-ins
+CHECKIN_REASON = "checkin"  # meta: JSON list of [platform, old id, new id]
 _NOTIFICATIONS = (
     "communitykit_event_processed",
     "communitykit_points_awarded",
@@ -1066,7 +1068,10 @@ class Engine:
         return QualifyingFacts(
             points=self.ledger.qualifying_points(member_id, now=now, window=self.ladder.window),
             tenure_days=member.tenure_days(now),
-            checkins=0,
+            # a check-in counts once it pays (the checkin campaign's reason)
+            checkins=self.ledger.count_credits(
+                member_id, CHECKIN_REASON, now=now, window=self.ladder.window
+            ),
             paid=member.is_paid(now.astimezone(self._tz).date()),
         )
 

@@ -255,3 +255,67 @@ async def test_a_decision_that_spends_applies_only_when_paid_and_only_once() -> 
     assert "made-up" in app.get_member("console:ana").tags
     await app.feed([makeup(2)])  # the same event again: paid once
     assert app.balance("console:ana") == 5
+
+
+class CheckinPays:
+    """Pays 5 points with the check-in reason on /checkin, once a day."""
+
+    name = "checkin-pays"
+    event_types: ClassVar[frozenset[str]] = frozenset({"command_invoked"})
+
+    def evaluate(self, ctx: RuleContext) -> Decision | None:
+        from communitykit import AwardPoints
+
+        day = ctx.event.at.date().isoformat()
+        award = AwardPoints(
+            member=ctx.member_id, points=5, reason="checkin", key=f"ci:{ctx.member_id}:{day}"
+        )
+        return Decision(source="campaign:checkin", explanation="checked in", awards=(award,))
+
+
+async def test_a_tier_that_asks_for_checkins_counts_the_paid_checkins_in_its_window() -> None:
+    from communitykit import CommandInvoked
+
+    config = """
+[community]
+name = "t"
+timezone = "UTC"
+
+[points]
+message = 0
+reaction_received = 0
+
+[tiers]
+window_days = 30
+
+[[tiers.ladder]]
+name = "base"
+threshold = 0
+
+[[tiers.ladder]]
+name = "regular"
+threshold = 10
+min_checkins = 3
+"""
+    app, _ = memory_app(
+        config_text=config, adapters={"console": ScriptedAdapter()}, rules=[CheckinPays()], start=T0
+    )
+    app.open()
+    await app.feed([joined(1, "ana")])
+    for day in range(3):
+        checkin = CommandInvoked(
+            event_id=f"c{day}",
+            platform="console",
+            group="main",
+            user="ana",
+            at=T0 + timedelta(days=day),
+            command="checkin",
+            args=(),
+        )
+        await app.feed([checkin])
+        expected = "regular" if day == 2 else "base"  # 10 points after two, 3 check-ins after three
+        assert app.tier("console:ana") == expected
+    ledger = app.engine.ledger
+    later = T0 + timedelta(days=40)
+    assert ledger.count_credits("console:ana", "checkin", now=later) == 3
+    assert ledger.count_credits("console:ana", "checkin", now=later, window=timedelta(days=39)) == 1

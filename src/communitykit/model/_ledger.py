@@ -510,6 +510,24 @@ class Ledger:
                 total += row[2]
         return total
 
+    def count_credits(
+        self, member: str, reason: str, *, now: datetime, window: timedelta | None = None
+    ) -> int:
+        """How many credits for ``reason`` (not reversed) the member had since
+        ``now - window`` (or ever): the check-ins a tier asks for, say."""
+        _check_at("now", now)
+        start = None if window is None else _utc(now) - window
+        rows = self._rows
+        reversed_ = self._reversed
+        count = 0
+        for seq in self._person_seqs(self._root(member)):
+            row = rows[seq]
+            if row[1] != _CREDIT or row[3] != reason or seq in reversed_:
+                continue
+            if start is None or _utc(row[4]) > start:
+                count += 1
+        return count
+
     # ----------------------------------------------------------------- writing
 
     def award(

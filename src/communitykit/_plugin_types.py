@@ -234,11 +234,16 @@ class Campaign(Protocol):
 
 @attrs.frozen(kw_only=True)
 class CampaignType:
-    """A kind of campaign, built from its settings."""
+    """A kind of campaign, built from its settings.
+
+    With ``takes_timezone``, the settings always hold ``timezone``: the
+    community's time zone unless the table sets another (for local times of day).
+    """
 
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[Mapping[str, Any]], Campaign] = attrs.field(validator=_check_callable)
     description: str = ""
+    takes_timezone: bool = False
 
 
 @attrs.frozen(kw_only=True)

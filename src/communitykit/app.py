@@ -526,9 +526,11 @@ class CommunityApp:
         campaigns: list[Campaign] = []
         for entry in self.config.campaigns:
             if entry.enabled:
-                campaigns.append(
-                    self._build(types, entry.type, entry.settings, entry.key, "campaign")
-                )
+                settings = dict(entry.settings)
+                campaign_type = types.get(entry.type)
+                if campaign_type is not None and campaign_type.takes_timezone:
+                    settings.setdefault("timezone", self.config.community.timezone)
+                campaigns.append(self._build(types, entry.type, settings, entry.key, "campaign"))
         campaigns.extend(self._extra_campaigns)
         return campaigns
 

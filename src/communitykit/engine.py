@@ -1169,9 +1169,10 @@ class Engine:
                     moments.append(moment)
         return min(moments)
 
-    def _tick(self, now: datetime) -> TickContext:
+    def _tick(self, now: datetime, moment: datetime | None = None) -> TickContext:
         return TickContext(
             now=now,
+            moment=moment,
             community=self.community,
             capabilities=self.capabilities,
             source=EngineTickSource(self),
@@ -1199,7 +1200,8 @@ class Engine:
         """A scheduled rule's work at ``moment``; its decisions about exempt members
         (by the rule's scope) are dropped."""
         try:
-            decisions = list(getattr(rule, "on_schedule")(self._tick(moment)))  # noqa: B009
+            tick = self._tick(self.clock.now(), moment)
+            decisions = list(getattr(rule, "on_schedule")(tick))  # noqa: B009
         except Exception as exc:
             log.error("rule.failed", rule=rule.name, error=f"{type(exc).__name__}: {exc}")
             decisions = []
@@ -1255,7 +1257,7 @@ class Engine:
                     moment = campaign.next_run(self._last_run(key))
                     if moment is None or moment > now:
                         continue
-                    tick = self._tick(moment)
+                    tick = self._tick(now, moment)  # a late run knows it is late
                     try:
                         decisions = list(campaign.on_schedule(tick))
                     except Exception as exc:

@@ -396,7 +396,9 @@ def _no_owner(_invite: str) -> Member | None:
 class TickContext:
     """What a campaign or a rule sees at a scheduled moment (no event).
 
-    ``now``, ``community`` and ``capabilities`` (by platform); and to look over
+    ``now`` (the clock: later than ``moment`` when the run is late, after a
+    downtime), ``moment`` (the scheduled moment being run), ``community`` and
+    ``capabilities`` (by platform); and to look over
     the community: ``members()`` (every member with their state), ``state(id)``,
     ``rule_states(name)`` (every member rule ``name`` remembers something about,
     with it), ``groups_of(id)`` (keys of the configured groups the member is in),
@@ -404,7 +406,7 @@ class TickContext:
     others are empty.
     """
 
-    __slots__ = ("_source", "capabilities", "community", "now")
+    __slots__ = ("_source", "capabilities", "community", "moment", "now")
 
     def __init__(
         self,
@@ -413,8 +415,10 @@ class TickContext:
         community: Community,
         capabilities: Mapping[str, Capabilities],
         source: TickSource | None = None,
+        moment: datetime | None = None,
     ) -> None:
         self.now = now
+        self.moment = now if moment is None else moment
         self.community = community
         self.capabilities = capabilities
         self._source = source

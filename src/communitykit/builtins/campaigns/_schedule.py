@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
@@ -52,6 +52,7 @@ class ScheduleCampaign:
     weekday_names: tuple[str, ...] = _WEEKDAYS
     timezone: str = "UTC"
     tz: tzinfo = attrs.field(eq=False, repr=False)
+    event_types: ClassVar[frozenset[str]] = frozenset()  # no events: moments only
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ScheduleCampaign:

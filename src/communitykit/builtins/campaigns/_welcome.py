@@ -44,7 +44,7 @@ from communitykit.model._community import Group
 
 __all__ = ["WelcomeCampaign", "parse_birthday"]
 
-_GREETING = "Welcome to {group}, {name}! We are {members} now."
+_GREETING = "Welcome to {group}, {name}! We are {members} members now."
 _NICKNAME = "Please set your group nickname as: {hint}"
 _BIRTHDAY = "Happy birthday, {name}! 🎂"
 _MILESTONE = "{name} has been with us for {days} days today. Thank you!"

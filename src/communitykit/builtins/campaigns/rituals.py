@@ -29,10 +29,12 @@ def communitykit_campaign_types() -> Iterable[CampaignType]:
             name="welcome",
             factory=WelcomeCampaign.from_settings,
             description="welcome newcomers in one message; birthdays and membership milestones",
+            takes_timezone=True,
         ),
         CampaignType(
             name="schedule",
             factory=ScheduleCampaign.from_settings,
             description="send content to groups or a segment at cron moments (a daily SOP)",
+            takes_timezone=True,
         ),
     ]

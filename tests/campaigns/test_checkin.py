@@ -63,8 +63,9 @@ class World:
     """Applies a campaign's decisions the way the engine does (state, idempotent
     awards, all-or-nothing spends), to test the campaign on its own."""
 
-    def __init__(self, checkin: CheckinCampaign, balance: int = 0) -> None:
+    def __init__(self, checkin: CheckinCampaign, balance: int = 0, tier: Tier = TIER) -> None:
         self.campaign = checkin
+        self.tier = tier
         self.states: dict[str, dict[str, Any]] = {}
         self.keys: set[str] = set()
         self.balances: dict[str, int] = {}
@@ -89,7 +90,7 @@ class World:
             event=event,
             member=member,
             state=MemberState(member_id=member.member_id, tier="member", tier_since=event.at),
-            tier=TIER,
+            tier=self.tier,
             balance=self.balance(event.user),
             community=COMMUNITY,
             capabilities=EVERYTHING,
@@ -219,6 +220,18 @@ def test_a_check_in_pays_the_reward_once_and_a_second_one_the_same_day_is_answer
     third = world.feed(world.command("ana", local(day + timedelta(days=1), 0, 1)))
     assert third is not None and [a.points for a in third.awards] == [5]
     assert world.state("ana")["streak"] == 2 and world.balance("ana") == 10
+
+
+def test_the_reply_shows_the_points_as_the_tier_multiplies_them() -> None:
+    gold = Tier(name="gold", threshold=100, multiplier="1.5")
+    world = World(campaign(milestones={"1": 3}), tier=gold)
+    decision = world.feed(world.command("ana", local(date(2026, 3, 8), 1)))
+    assert decision is not None and [a.points for a in decision.awards] == [5, 3]
+    assert all(a.multiply for a in decision.awards)  # the engine multiplies them
+    assert texts(decision) == [
+        "✅ Ana checked in: 1-day streak, +8 points.",  # 5 x 1.5 = 7.5, half up
+        "🎉 Ana reached a 1-day streak: +5 bonus points!",  # 3 x 1.5 = 4.5
+    ]
 
 
 def test_the_tag_checks_in_from_a_chinese_message_and_replies_to_it() -> None:

@@ -48,6 +48,7 @@ from communitykit.model import (
     SendMessage,
     SpendPoints,
     TickContext,
+    apply_multiplier,
     normalize_text,
     stable_id,
 )
@@ -449,15 +450,16 @@ class CheckinCampaign:
             awards.append(
                 AwardPoints(member=member_id, points=self.reward, reason="checkin", key=key)
             )
+        earned = apply_multiplier(self.reward, ctx.tier.multiplier)
         text = self.reply.format(
-            **names, streak=chain.streak, best=best, total=total, points=self.reward
+            **names, streak=chain.streak, best=best, total=total, points=earned
         )
         actions = [self._say(ctx, text, "check-in", reply_to=reply_to)]
         reached = self._milestones(member_id, chain, before)
         for index, (length, award) in enumerate(reached, start=1):
             if award is not None:
                 awards.append(award)
-            points = award.points if award is not None else 0
+            points = 0 if award is None else apply_multiplier(award.points, ctx.tier.multiplier)
             congrats = self.milestone.format(**names, streak=length, points=points)
             actions.append(self._say(ctx, congrats, f"{length}-day check-in streak", index))
         new_state = {
@@ -532,7 +534,7 @@ class CheckinCampaign:
         for index, (length, award) in enumerate(reached, start=1):
             if award is not None:
                 awards.append(award)
-            points = award.points if award is not None else 0
+            points = 0 if award is None else apply_multiplier(award.points, ctx.tier.multiplier)
             congrats = self.milestone.format(**names, streak=length, points=points)
             actions.append(self._say(ctx, congrats, f"{length}-day check-in streak", index))
         makeups = _makeups(state, today)

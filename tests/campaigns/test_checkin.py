@@ -472,6 +472,19 @@ def test_the_leaderboard_is_posted_to_the_groups_at_its_time() -> None:
 # ---------------------------------------------------------------- settings
 
 
+def test_defaults_and_a_campaign_can_be_hashed() -> None:
+    checkin = CheckinCampaign.from_settings({})
+    assert (checkin.name, checkin.command, checkin.reward, checkin.grace_days) == (
+        "checkin",
+        "checkin",
+        5,
+        0,
+    )
+    assert (checkin.makeup_per_month, checkin.makeup_cost, checkin.remind) == (2, 20, True)
+    assert checkin.leaderboard_at is None and checkin.timezone == "UTC"
+    assert hash(checkin) == hash(CheckinCampaign.from_settings({}))
+
+
 @pytest.mark.parametrize(
     ("settings", "found"),
     [
@@ -481,6 +494,9 @@ def test_the_leaderboard_is_posted_to_the_groups_at_its_time() -> None:
         ({"reply": "{name} {nope}"}, "unknown: nope"),
         ({"reply": "{points:>5}"}, "plain placeholders"),
         ({"milestones": {"seven": 20}}, "milestones must be a table"),
+        ({"milestones": {"\u00b2": 20}}, "milestones must be a table"),
+        ({"milestones": {"7": -1}}, "milestones must be a table"),
+        ({"leaderboard_at": "9pm"}, "leaderboard_at must be a local time like '20:00' or ''"),
         ({"command": "/checkin"}, "command must be a command name"),
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
     ],

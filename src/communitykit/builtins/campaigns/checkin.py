@@ -126,7 +126,12 @@ class _Reader(Settings):
         found: dict[int, int] = {}
         for length, points in self.table(key).items():
             text = str(length)
-            if not text.isdigit() or int(text) < 1 or type(points) is not int or points < 0:
+            if (
+                not (text.isascii() and text.isdigit())
+                or int(text) < 1
+                or type(points) is not int
+                or points < 0
+            ):
                 raise self._fail(
                     key,
                     "a table of streak length = points, like { 7 = 20, 30 = 100 }",
@@ -284,7 +289,7 @@ class CheckinCampaign:
     leaderboard_command: str = "top"
     tag: str = ""
     reward: int = 5
-    milestones: Mapping[int, int] = attrs.field(factory=lambda: {7: 20, 30: 100})
+    milestones: Mapping[int, int] = attrs.field(factory=lambda: {7: 20, 30: 100}, hash=False)
     grace_days: int = 0
     makeup_per_month: int = 2
     makeup_cost: int = 20

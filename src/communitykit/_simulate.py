@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,24 @@ def _write_outputs(
                 points["reversed"] -= entry.points
             elif entry.kind is EntryKind.PENDING:
                 points["pending"] += entry.amount
+    from communitykit.builtins.campaigns.checkin import (
+        CheckinCampaign,
+        checkin_numbers,
+        effective_streak,
+    )
+
+    checkins = [c for c in engine.campaigns if isinstance(c, CheckinCampaign)]
+    today = now.astimezone(engine.community.tz).date()
+
+    def streak(member_id: str) -> int:
+        return max(
+            (
+                effective_streak(engine.moderation.state(c.name, member_id), today, c.grace_days)
+                for c in checkins
+            ),
+            default=0,
+        )
+
     tiers: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     settings = LifecycleSettings()
@@ -289,7 +307,7 @@ def _write_outputs(
                 "stage": stage.value,
                 "segments": sorted(_segments(member, now.astimezone(engine.community.tz).date())),
                 "warnings": len(engine.moderation.warnings(member.member_id, now)),
-                "streak": 0,
+                "streak": streak(member.member_id),
             }
             out.write(_dumps(row) + "\n")
     summary: dict[str, Any] = {
@@ -307,7 +325,17 @@ def _write_outputs(
         "members_by_tier": {t.name: tiers.get(t.name, 0) for t in engine.ladder.tiers},
         "members_by_stage": dict(sorted(stages.items())),
         "members": sum(tiers.values()),
+        "campaigns": {},
     }
+    if checkins and read:
+        first = min((e.at for e in engine.store.iter_events()), default=now)
+        start = first.astimezone(engine.community.tz).date()
+        days = [start + timedelta(days=n) for n in range((today - start).days + 1)]
+        for campaign in checkins:
+            states = engine.moderation.states.get(campaign.name, {}).items()
+            summary["campaigns"][campaign.name] = checkin_numbers(
+                states, days, grace_days=campaign.grace_days
+            )
     (out_dir / "summary.json").write_text(
         json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

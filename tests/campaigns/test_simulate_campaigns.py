@@ -1,0 +1,69 @@
+"""Campaigns through ``communitykit simulate``: streaks in members.jsonl and the
+check-in numbers in summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from communitykit.cli import main
+
+CONFIG = """
+[community]
+name = "早起俱乐部"
+timezone = "Asia/Shanghai"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "g1"
+
+[[campaigns]]
+type = "checkin"
+reward = 5
+remind = false
+"""
+
+
+def checkin(n: int, user: str, at: str) -> str:
+    return json.dumps(
+        {
+            "type": "command_invoked",
+            "event_id": f"c{n}",
+            "platform": "console",
+            "group": "g1",
+            "user": user,
+            "at": at,
+            "command": "checkin",
+            "args": [],
+        }
+    )
+
+
+def test_simulate_writes_streaks_and_checkin_numbers(tmp_path: Path) -> None:
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    lines = [
+        # ana: three community days in a row (the first just before midnight in Shanghai)
+        checkin(1, "ana", "2026-03-01T23:50:00+08:00"),
+        checkin(2, "ana", "2026-03-01T16:10:00+00:00"),  # 00:10 on the 2nd in Shanghai
+        checkin(3, "ana", "2026-03-03T07:00:00+08:00"),
+        checkin(4, "ana", "2026-03-03T08:00:00+08:00"),  # the same day again: nothing
+        # bo: the 1st and the 3rd, a day missed
+        checkin(5, "bo", "2026-03-01T09:00:00+08:00"),
+        checkin(6, "bo", "2026-03-03T09:00:00+08:00"),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["simulate", str(config), str(events), "--out", str(out)]) == 0
+    members = {
+        row["member"]: row
+        for row in map(json.loads, (out / "members.jsonl").read_text().splitlines())
+    }
+    assert members["console:ana"]["streak"] == 3
+    assert members["console:bo"]["streak"] == 1
+    assert members["console:ana"]["balance"] == 15  # three days, three rewards
+    numbers = json.loads((out / "summary.json").read_text())["campaigns"]["checkin"]
+    assert numbers["members"] == 2
+    assert numbers["checked_in"] == {"2026-03-01": 2, "2026-03-02": 1, "2026-03-03": 2}

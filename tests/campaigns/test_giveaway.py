@@ -380,3 +380,12 @@ async def test_a_giveaway_through_the_engine_across_the_dst_change() -> None:
     texts = [i.action.text for i in app.store.outbox() if isinstance(i.action, SendMessage)]
     assert any(seed in t and "winners" in t for t in texts)
     app.close()
+
+
+def test_bad_settings_speak_of_a_campaign_and_refuse_rule_scope_keys() -> None:
+    with pytest.raises(ModelError, match=r"^giveaway campaign: winners must be"):
+        giveaway(winners="three")
+    with pytest.raises(ModelError, match=r"^giveaway campaign: announce may use"):
+        giveaway(announce="{secret}")
+    with pytest.raises(ModelError, match=r"unknown settings: exempt_roles"):
+        giveaway(exempt_roles=["admin"])

@@ -52,6 +52,7 @@ from communitykit.model._draws import commitment, draw, split, verify, verify_dr
 __all__ = [
     "GiveawayCampaign",
     "RedPacketCampaign",
+    "commitment",
     "communitykit_campaign_types",
     "draw",
     "split",
@@ -63,6 +64,30 @@ __all__ = [
 RESULT_KEY = "draw:result"
 _MIN_SEED = 16
 _COMMAND = re.compile(r"^[^\s/][^\s]*$")
+
+
+class _Settings(Settings):
+    """The settings reader of the rules, speaking of a campaign, and without the
+    scope keys only rules take."""
+
+    def __init__(self, settings: Mapping[str, Any], campaign_type: str) -> None:
+        super().__init__(settings, campaign_type)
+        self._read = {"name"}
+
+    def _fail(self, key: str, expected: str, value: object) -> ModelError:
+        return ModelError(f"{self._type} campaign: {key} must be {expected}, got {value!r}")
+
+    def done(self) -> None:
+        unknown = sorted(set(self._settings) - self._read)
+        if unknown:
+            raise ModelError(f"{self._type} campaign: unknown settings: {', '.join(unknown)}")
+
+
+def _template(reader: Settings, kind: str, key: str, default: str, fields: tuple[str, ...]) -> str:
+    try:
+        return template(reader, kind, key, default, fields)
+    except ModelError as exc:
+        raise ModelError(str(exc).replace(f"{kind} rule:", f"{kind} campaign:", 1)) from None
 
 
 def _command(reader: Settings, kind: str, key: str, default: str) -> str:
@@ -172,7 +197,7 @@ class GiveawayCampaign:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> GiveawayCampaign:
         kind = "giveaway"
-        reader = Settings(settings, kind)
+        reader = _Settings(settings, kind)
         opens = _moment(reader, kind, "opens")
         draws = _moment(reader, kind, "draws")
         if draws <= opens:
@@ -219,12 +244,12 @@ class GiveawayCampaign:
             eligible=eligible,
             prize=prize,
             prize_points=reader.integer("prize_points", 0, minimum=0),
-            announce=template(reader, kind, "announce", default_announce, _ANNOUNCE_FIELDS),
-            result=template(reader, kind, "result", _RESULT, _RESULT_FIELDS),
-            entered=template(reader, kind, "entered", _ENTERED, _REPLY_FIELDS),
-            already=template(reader, kind, "already", _ALREADY, _REPLY_FIELDS),
-            not_open=template(reader, kind, "not_open", _NOT_OPEN, _REPLY_FIELDS),
-            closed=template(reader, kind, "closed", _CLOSED, _REPLY_FIELDS),
+            announce=_template(reader, kind, "announce", default_announce, _ANNOUNCE_FIELDS),
+            result=_template(reader, kind, "result", _RESULT, _RESULT_FIELDS),
+            entered=_template(reader, kind, "entered", _ENTERED, _REPLY_FIELDS),
+            already=_template(reader, kind, "already", _ALREADY, _REPLY_FIELDS),
+            not_open=_template(reader, kind, "not_open", _NOT_OPEN, _REPLY_FIELDS),
+            closed=_template(reader, kind, "closed", _CLOSED, _REPLY_FIELDS),
         )
         reader.done()
         return campaign
@@ -448,7 +473,7 @@ class RedPacketCampaign:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RedPacketCampaign:
         kind = "red_packet"
-        reader = Settings(settings, kind)
+        reader = _Settings(settings, kind)
         funded = reader.flag("funded_by_community", False)
         secret = _secret(reader, kind, "secret", required=funded)
         open_command = _command(reader, kind, "open_command", "red_packet")
@@ -465,14 +490,14 @@ class RedPacketCampaign:
             secret=secret,
             max_total=reader.integer("max_total", 100_000, minimum=1, maximum=10**9 - 1),
             max_count=reader.integer("max_count", 100, minimum=1, maximum=10_000),
-            opened=template(reader, kind, "opened", _OPENED, _PACKET_FIELDS),
-            grabbed=template(reader, kind, "grabbed", _GRABBED, _GRAB_FIELDS),
-            again=template(reader, kind, "again", _AGAIN, _GRAB_FIELDS),
-            gone=template(reader, kind, "gone", _GONE, _GRAB_FIELDS),
-            unknown=template(reader, kind, "unknown", _UNKNOWN, _GRAB_FIELDS),
-            usage=template(reader, kind, "usage", _USAGE, _OPEN_FIELDS),
-            staff_only=template(reader, kind, "staff_only", _STAFF, _OPEN_FIELDS),
-            too_poor=template(reader, kind, "too_poor", _POOR, _OPEN_FIELDS),
+            opened=_template(reader, kind, "opened", _OPENED, _PACKET_FIELDS),
+            grabbed=_template(reader, kind, "grabbed", _GRABBED, _GRAB_FIELDS),
+            again=_template(reader, kind, "again", _AGAIN, _GRAB_FIELDS),
+            gone=_template(reader, kind, "gone", _GONE, _GRAB_FIELDS),
+            unknown=_template(reader, kind, "unknown", _UNKNOWN, _GRAB_FIELDS),
+            usage=_template(reader, kind, "usage", _USAGE, _OPEN_FIELDS),
+            staff_only=_template(reader, kind, "staff_only", _STAFF, _OPEN_FIELDS),
+            too_poor=_template(reader, kind, "too_poor", _POOR, _OPEN_FIELDS),
         )
         reader.done()
         return campaign

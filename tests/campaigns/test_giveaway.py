@@ -389,3 +389,13 @@ def test_bad_settings_speak_of_a_campaign_and_refuse_rule_scope_keys() -> None:
         giveaway(announce="{secret}")
     with pytest.raises(ModelError, match=r"unknown settings: exempt_roles"):
         giveaway(exempt_roles=["admin"])
+
+
+def test_a_giveaway_in_an_unknown_group_still_draws_and_remembers_the_result() -> None:
+    everyone = people(("m1", "1", frozenset(), "member"), ("m2", "2", frozenset(), "member"))
+    campaign = giveaway(group="nowhere", entry="segment", winners=1)
+    (opening,) = campaign.on_schedule(tick(OPENS))
+    assert opening.empty  # nothing to announce, nowhere to announce it
+    (published,) = campaign.on_schedule(tick(DRAWS, FakeSource(members=everyone)))
+    assert not published.actions and "not announced" in published.explanation
+    assert published.state is not None and len(published.state["winners"]) == 1

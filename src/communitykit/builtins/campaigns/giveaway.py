@@ -37,6 +37,7 @@ from communitykit.model import (
     AwardPoints,
     CommandInvoked,
     Decision,
+    Group,
     Member,
     MemberState,
     MemberStatus,
@@ -316,9 +317,18 @@ class GiveawayCampaign:
             return [self._open(tick)]
         return []
 
-    def _post(self, tick: TickContext, what: str, text: str) -> SendMessage:
-        group = tick.community.group_by_key(self.group)
-        return SendMessage(
+    def _group(self, tick: TickContext) -> Group | None:
+        for group in tick.community.groups:
+            if group.key == self.group:
+                return group
+        return None
+
+    def _post(self, tick: TickContext, what: str, text: str) -> tuple[SendMessage, ...]:
+        """The post in the giveaway's group (none when no such group is configured)."""
+        group = self._group(tick)
+        if group is None:
+            return ()
+        post = SendMessage(
             action_id=stable_id(self.name, what, tick.now.isoformat()),
             platform=group.platform,
             group=group.group_id,
@@ -326,6 +336,7 @@ class GiveawayCampaign:
             reason=f"giveaway {what}",
             text=text,
         )
+        return (post,)
 
     def _open(self, tick: TickContext) -> Decision:
         tz = tick.community.tz
@@ -340,7 +351,7 @@ class GiveawayCampaign:
         return Decision(
             source=self.source,
             explanation=f"the giveaway opened; commitment {self.commitment} announced",
-            actions=(self._post(tick, "opening", text),),
+            actions=self._post(tick, "opening", text),
         )
 
     def _matches(self, member: Member, state: MemberState) -> bool:
@@ -380,8 +391,9 @@ class GiveawayCampaign:
         seed = self.seed.reveal()
         eligible = self.eligible_members(tick)
         winners = draw(seed, eligible, self.winners)
-        group = tick.community.group_by_key(self.group)
-        names = ", ".join(self._shown(tick, w, group.platform) for w in winners) or "nobody"
+        group = self._group(tick)
+        platform = group.platform if group is not None else ""
+        names = ", ".join(self._shown(tick, w, platform) for w in winners) or "nobody"
         eligible_hash = hashlib.sha256("\n".join(eligible).encode()).hexdigest()
         text = self.result.format(
             prize=self._prize(),
@@ -392,13 +404,15 @@ class GiveawayCampaign:
             eligible_hash=eligible_hash,
             winners=len(winners),
         )
+        posted = self._post(tick, "draw", text)
+        unposted = "" if posted else f" (no group {self.group!r} is configured: not announced)"
         published = Decision(
             source=self.source,
             explanation=(
                 f"drew {len(winners)} winner(s) among {len(eligible)} eligible members: "
-                f"{', '.join(winners) or 'nobody'}; the seed is published"
+                f"{', '.join(winners) or 'nobody'}; the seed is published{unposted}"
             ),
-            actions=(self._post(tick, "draw", text),),
+            actions=posted,
             member=RESULT_KEY,
             state={
                 "drawn": tick.now.isoformat(),

@@ -399,3 +399,7 @@ def test_a_giveaway_in_an_unknown_group_still_draws_and_remembers_the_result() -
     (published,) = campaign.on_schedule(tick(DRAWS, FakeSource(members=everyone)))
     assert not published.actions and "not announced" in published.explanation
     assert published.state is not None and len(published.state["winners"]) == 1
+
+
+def test_a_giveaway_can_be_hashed_although_its_seed_cannot() -> None:
+    assert hash(giveaway()) == hash(giveaway(seed=Secret(SEED)))

@@ -177,7 +177,7 @@ class GiveawayCampaign:
     group: str
     opens: datetime
     draws: datetime
-    seed: Secret = attrs.field(repr=False)
+    seed: Secret = attrs.field(repr=False, eq=False)
     winners: int = 3
     entry: Entry = "command"
     command: str = "join_giveaway"
@@ -471,7 +471,7 @@ class RedPacketCampaign:
     open_command: str = "red_packet"
     command: str = "grab"
     funded_by_community: bool = False
-    secret: Secret | None = attrs.field(default=None, repr=False)
+    secret: Secret | None = attrs.field(default=None, repr=False, eq=False)
     max_total: int = 100_000
     max_count: int = 100
     opened: str = _OPENED

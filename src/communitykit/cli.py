@@ -542,6 +542,31 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- giveaway
+
+
+def _cmd_giveaway_verify(args: argparse.Namespace) -> int:
+    import os
+
+    from communitykit.model._draws import verify_draw
+
+    seed = os.environ.get("COMMUNITYKIT_GIVEAWAY_SEED") if args.seed is None else args.seed
+    if seed is None:
+        seed = sys.stdin.readline().rstrip("\n")
+    if not seed:
+        raise UsageError(
+            "give the published seed with --seed, in COMMUNITYKIT_GIVEAWAY_SEED, or on stdin"
+        )
+    path = Path(args.eligible)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the eligible members from {path}: {exc}") from None
+    ok, why = verify_draw(seed, args.commitment, lines, args.winners)
+    (out if ok else err).print(("verified: " if ok else "NOT verified: ") + why, markup=False)
+    return 0 if ok else 1
+
+
 # ------------------------------------------------------------------ broadcast
 
 
@@ -744,6 +769,19 @@ def _parser() -> argparse.ArgumentParser:
     pardon.add_argument("--by", default="operator", help="who pardons (kept in the audit trail)")
     pardon.add_argument("--note", help="why (kept in the audit trail)")
     pardon.set_defaults(handler=_cmd_rules_pardon)
+
+    give = commands.add_parser("giveaway", help="check a giveaway's draw")
+    give_commands = give.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    verify = give_commands.add_parser(
+        "verify", help="recompute a draw from its published seed and check the winners"
+    )
+    verify.add_argument("--seed", help="the seed published at the draw (or stdin, or env)")
+    verify.add_argument("--commitment", required=True, help="the SHA-256 published at opening")
+    verify.add_argument(
+        "--eligible", required=True, help="a file with one eligible member id per line"
+    )
+    verify.add_argument("winners", metavar="WINNER", nargs="*", help="the winners, in order")
+    verify.set_defaults(handler=_cmd_giveaway_verify)
 
     aud = commands.add_parser("audit", help="the audit trail: verdicts, fallbacks, pardons")
     aud.add_argument("config", metavar="CONFIG")

@@ -412,7 +412,7 @@ def _describe(value: Any, *, secret: bool = False) -> str:
 
 _WORDS = re.compile(r"[^0-9A-Za-z]+|(?<=[a-z0-9])(?=[A-Z])")
 _ANY_WORD = ("secret", "secrets", "password", "passwords", "passwd")
-_LAST_WORD = ("token", "tokens", "key", "keys")
+_LAST_WORD = ("token", "tokens", "key", "keys", "seed", "seeds")
 
 
 def _is_secret_name(name: str) -> bool:
@@ -421,10 +421,10 @@ def _is_secret_name(name: str) -> bool:
     The name is split into words (at ``_``, ``-``, ``.`` and camelCase). It names a
     secret when any word ends with ``secret``, ``password`` or ``passwd``
     (``webhook_secret``, ``secret_path``, ``adminPassword``), or its last word
-    ends with ``token`` or ``key`` (``bot_token``, ``api_key``, ``encodingAESKey``,
-    ``apikey``); plurals count too. A setting named just ``key`` or ``keys`` is a
-    name, not a secret; ``keywords``, ``token_url`` or ``tokenizer`` are not
-    secrets either.
+    ends with ``token``, ``key`` or ``seed`` (``bot_token``, ``api_key``,
+    ``encodingAESKey``, ``apikey``, a giveaway's ``seed``); plurals count too. A
+    setting named just ``key`` or ``keys`` is a name, not a secret; ``keywords``,
+    ``token_url`` or ``tokenizer`` are not secrets either.
     """
     words = [word.lower() for word in _WORDS.split(name) if word]
     if not words:

@@ -227,7 +227,8 @@ class Campaign(Protocol):
     def next_run(self, after: datetime | None) -> datetime | None:
         """The first scheduled moment after ``after``: the last moment it ran, or
         the moment the community first loaded with it (``None`` only when used
-        outside an engine)."""
+        outside an engine). A campaign may take a second parameter: it then gets
+        a :class:`TickContext` too, to find its moment in what it remembers."""
 
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]: ...
 

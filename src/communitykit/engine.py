@@ -22,6 +22,7 @@ import asyncio
 import collections
 import functools
 import gc
+import inspect
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -324,8 +325,8 @@ class _EventContext(RuleContext):
     def warnings(self) -> int:
         return len(self._engine.moderation.warnings(self._member_id, self.event.at))
 
-    def rule_state(self, name: str) -> Mapping[str, Any]:
-        return self._engine.moderation.state(name, self._member_id)
+    def rule_state(self, name: str, member_id: str | None = None) -> Mapping[str, Any]:
+        return self._engine.moderation.state(name, member_id or self._member_id)
 
     def group_size(self, key: str) -> int:
         return self._engine.moderation.group_size(key)
@@ -402,6 +403,7 @@ class Engine:
             if callable(getattr(r, "next_run", None)) and callable(getattr(r, "on_schedule", None))
         ]
         self._rule_names = frozenset(r.name for r in self.rules)
+        self._takes_tick: dict[str, bool] = {}  # campaign -> whether next_run takes a tick
 
     # ------------------------------------------------------------------ loading
 
@@ -1157,8 +1159,7 @@ class Engine:
         if expiry is not None:
             moments.append(expiry)
         for campaign in self.campaigns:
-            after = self._last_run(f"campaign:{campaign.name}")
-            moment = campaign.next_run(after)
+            moment = self._campaign_next_run(campaign, self.clock.now())
             if moment is not None:
                 moments.append(moment)
         if self.scheduled_rules:
@@ -1185,6 +1186,29 @@ class Engine:
             return True
         group = self.community.group(action.platform, action.group)
         return scope.covers(None if group is None else group.key)
+
+    def _campaign_next_run(self, campaign: Campaign, now: datetime) -> datetime | None:
+        """A campaign's next moment; a ``next_run`` with a second parameter also
+        gets a :class:`TickContext` (to find its moment in what it remembers)."""
+        after = self._last_run(f"campaign:{campaign.name}")
+        takes_tick = self._takes_tick.get(campaign.name)
+        if takes_tick is None:
+            try:
+                takes_tick = len(inspect.signature(campaign.next_run).parameters) >= 2
+            except (TypeError, ValueError):
+                takes_tick = False
+            self._takes_tick[campaign.name] = takes_tick
+        try:
+            if takes_tick:
+                moment: datetime | None = campaign.next_run(after, self._tick(now))  # type: ignore[call-arg]
+            else:
+                moment = campaign.next_run(after)
+        except Exception as exc:
+            log.error(
+                "campaign.failed", campaign=campaign.name, error=f"{type(exc).__name__}: {exc}"
+            )
+            return None
+        return moment
 
     def _rule_next_run(self, rule: Rule, tick: TickContext) -> datetime | None:
         try:
@@ -1254,7 +1278,7 @@ class Engine:
                     ran += 1
                 for campaign in self.campaigns:
                     key = f"campaign:{campaign.name}"
-                    moment = campaign.next_run(self._last_run(key))
+                    moment = self._campaign_next_run(campaign, now)
                     if moment is None or moment > now:
                         continue
                     tick = self._tick(now, moment)  # a late run knows it is late

@@ -319,3 +319,64 @@ min_checkins = 3
     later = T0 + timedelta(days=40)
     assert ledger.count_credits("console:ana", "checkin", now=later) == 3
     assert ledger.count_credits("console:ana", "checkin", now=later, window=timedelta(days=39)) == 1
+
+
+class Deadlines:
+    """A campaign whose moments come from what it remembers: /remind sets one."""
+
+    name = "deadlines"
+    event_types: ClassVar[frozenset[str]] = frozenset({"command_invoked"})
+
+    def on_event(self, ctx: RuleContext) -> Decision | None:
+        due = (ctx.event.at + timedelta(hours=2)).isoformat()
+        inviter = ctx.rule_state(self.name, "console:ana")  # another member's memory
+        return Decision(
+            source="campaign:deadlines",
+            explanation="noted",
+            state={"due": due, "ana_had": bool(inviter)},
+        )
+
+    def next_run(self, after: datetime | None, tick: Any) -> datetime | None:
+        dues = [datetime.fromisoformat(s["due"]) for _m, s in tick.rule_states(self.name)]
+        later = [d for d in dues if after is None or d > after]
+        return min(later, default=None)
+
+    def on_schedule(self, tick: Any) -> list[Decision]:
+        return [
+            Decision(
+                source="campaign:deadlines",
+                explanation="due",
+                member=member_id,
+                add_tags={"was-reminded"},
+            )
+            for member_id, state in tick.rule_states(self.name)
+            if datetime.fromisoformat(state["due"]) <= tick.now
+        ]
+
+
+async def test_a_campaign_finds_its_moments_in_what_it_remembers() -> None:
+    from communitykit import CommandInvoked
+
+    app, clock = memory_app(
+        adapters={"console": ScriptedAdapter()}, campaigns=[Deadlines()], start=T0
+    )
+    app.open()
+
+    def remind(n: int, user: str) -> CommandInvoked:
+        return CommandInvoked(
+            event_id=f"r{n}",
+            platform="console",
+            group="main",
+            user=user,
+            at=T0,
+            command="remind",
+            args=(),
+        )
+
+    await app.feed([remind(1, "ana")])
+    await app.feed([remind(2, "bo")])
+    assert app.engine.moderation.state("deadlines", "console:bo")["ana_had"] is True
+    assert app.engine.next_due() == T0 + timedelta(hours=2)
+    await app.engine.advance_to(T0 + timedelta(hours=3), clock.set)
+    assert "was-reminded" in app.get_member("console:ana").tags
+    assert "was-reminded" in app.get_member("console:bo").tags

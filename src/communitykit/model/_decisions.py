@@ -240,6 +240,7 @@ class RuleContext:
         "_now",
         "_recent",
         "_rule_state",
+        "_rule_state_of",
         "_state",
         "_tier",
         "_warnings",
@@ -268,7 +269,9 @@ class RuleContext:
         rule_state: Callable[[str], Mapping[str, Any]] | None = None,
         group_size: Callable[[str], int] | None = None,
         invite_owner: Callable[[str], Member | None] | None = None,
+        rule_state_of: Callable[[str, str], Mapping[str, Any]] | None = None,
     ) -> None:
+        self._rule_state_of = rule_state_of
         self._recent = recent
         self._warnings = warnings
         self._rule_state = rule_state or _no_state
@@ -340,8 +343,13 @@ class RuleContext:
     def warnings(self) -> int:
         return self._warnings
 
-    def rule_state(self, name: str) -> Mapping[str, Any]:
-        return self._rule_state(name)
+    def rule_state(self, name: str, member_id: str | None = None) -> Mapping[str, Any]:
+        """What rule or campaign ``name`` remembers about this event's member, or
+        about ``member_id`` (a red packet's opener, an inviter)."""
+        if member_id is None or member_id == self.member_id:
+            return self._rule_state(name)
+        found = self._rule_state_of
+        return _EMPTY if found is None else found(name, member_id)
 
     @property
     def group(self) -> Group | None:

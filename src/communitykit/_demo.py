@@ -106,6 +106,16 @@ remove_after = "20d"
 type = "warning_ladder"
 steps = ["warn", "mute:1h", "mute:1d", "kick"]
 decay = "14d"
+
+[[campaigns]]
+type = "welcome"
+rules = "Be kind, stay on topic, no ads."
+introduce = "Tell us who you are and what you hope to practise!"
+
+[[campaigns]]
+type = "checkin"
+reward = 3
+milestones = { 7 = 15, 14 = 40 }
 """
 
 START = datetime(2026, 3, 1, 0, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -124,6 +134,7 @@ class DemoResult:
     actions: dict[str, dict[str, int]]  # type -> status -> count
     top: list[tuple[str, str, int, str]]  # member id, display name, balance, tier
     moderation: dict[str, dict[str, int]] = attrs.Factory(dict)  # rule -> audit kind -> count
+    checkins: dict[str, int] = attrs.Factory(dict)  # members, check-ins, longest streak
 
 
 def run_demo(
@@ -241,6 +252,20 @@ def _result(
     for record in app.audit():
         kinds = moderation.setdefault(record.rule, {})
         kinds[record.kind.value] = kinds.get(record.kind.value, 0) + 1
+    from communitykit.builtins.campaigns.checkin import checkin_numbers
+
+    checkins: dict[str, int] = {}
+    states = engine.moderation.states.get("checkin")
+    if states:
+        start = START.astimezone(engine.community.tz).date()
+        run = [start + timedelta(days=n) for n in range(days)]
+        numbers = checkin_numbers(states.items(), run)
+        streaks = {int(k): v for k, v in numbers["streaks"].items() if v}
+        checkins = {
+            "members who checked in": numbers["members"],
+            "check-ins": sum(numbers["checked_in"].values()),
+            "longest running streak (days)": max(streaks, default=0),
+        }
     stage_names = ["new", "active", "silent", "churned", "left"]
     return DemoResult(
         members=members,
@@ -255,4 +280,5 @@ def _result(
         actions=dict(sorted(actions.items())),
         top=top,
         moderation=dict(sorted(moderation.items())),
+        checkins=checkins,
     )

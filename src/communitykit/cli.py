@@ -121,6 +121,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         moderation.add_column(column, justify="right")
     for rule, kinds in result.moderation.items():
         moderation.add_row(rule, str(kinds.get("verdict", 0)), str(kinds.get("fallback", 0)))
+    checkins = Table(title="Check-ins (the checkin campaign)", show_edge=False)
+    checkins.add_column("")
+    checkins.add_column("", justify="right")
+    for label, value in result.checkins.items():
+        checkins.add_row(label, f"{value:,}")
     top = Table(title="Top members", show_edge=False)
     top.add_column("member")
     top.add_column("name")
@@ -128,7 +133,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     top.add_column("tier")
     for member_id, name, balance, tier in result.top:
         top.add_row(member_id, name, str(balance), tier)
-    for table in (tiers, stages, points, actions, moderation, top):
+    for table in (tiers, stages, points, actions, moderation, checkins, top):
         out.print()
         out.print(table)
     out.print()

@@ -435,6 +435,26 @@ class CommunityApp:
         fallback taken and every pardon (of one member and/or one rule if given)."""
         return list(self.store.audit_trail(member_id=member_id, rule=rule))
 
+    def campaign_report(self, days: int = 30) -> dict[str, dict[str, Any]]:
+        """Each configured campaign's numbers over the last ``days`` community days.
+
+        A campaign with a ``report(states, days)`` method reports its own numbers
+        (check-in rate per day, streaks, referrals, completion, returns); every
+        campaign reports how many members it remembers something about.
+        """
+        engine = self.engine
+        today = self.clock.now().astimezone(engine.community.tz).date()
+        run = [today - timedelta(days=n) for n in reversed(range(days))]
+        found: dict[str, dict[str, Any]] = {}
+        for campaign in engine.campaigns:
+            states = engine.moderation.states.get(campaign.name, {})
+            numbers: dict[str, Any] = {"members remembered": len(states)}
+            report = getattr(campaign, "report", None)
+            if callable(report):
+                numbers.update(report(list(states.items()), run))
+            found[campaign.name] = numbers
+        return found
+
     async def set_role(self, member_id: str, role: Role | str) -> Member:
         """Make a member an ``owner``, ``admin``, ``kol`` or plain ``member``."""
         try:

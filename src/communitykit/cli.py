@@ -547,6 +547,35 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ campaigns
+
+
+def _cmd_campaigns_report(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        report = app.campaign_report(days=args.days)
+    finally:
+        app.close()
+    if args.format == "json":
+        out.print(json.dumps(report, ensure_ascii=False, indent=2), markup=False)
+        return 0
+    if not report:
+        out.print("no campaigns are configured")
+    for name, numbers in report.items():
+        table = Table(title=f"campaign {name}", show_edge=False)
+        table.add_column("")
+        table.add_column("", overflow="fold")
+        for key, value in numbers.items():
+            shown = (
+                json.dumps(value, ensure_ascii=False)
+                if isinstance(value, dict | list)
+                else str(value)
+            )
+            table.add_row(key, shown)
+        out.print(table)
+    return 0
+
+
 # ------------------------------------------------------------------- giveaway
 
 
@@ -774,6 +803,14 @@ def _parser() -> argparse.ArgumentParser:
     pardon.add_argument("--by", default="operator", help="who pardons (kept in the audit trail)")
     pardon.add_argument("--note", help="why (kept in the audit trail)")
     pardon.set_defaults(handler=_cmd_rules_pardon)
+
+    camps = commands.add_parser("campaigns", help="what the campaigns did")
+    camp_commands = camps.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    report = camp_commands.add_parser("report", help="each campaign's numbers")
+    report.add_argument("config", metavar="CONFIG")
+    report.add_argument("--days", type=_positive, default=30, help="over the last N days")
+    report.add_argument("--format", choices=["table", "json"], default="table")
+    report.set_defaults(handler=_cmd_campaigns_report)
 
     give = commands.add_parser("giveaway", help="check a giveaway's draw")
     give_commands = give.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)

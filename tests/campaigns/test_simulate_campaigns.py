@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from communitykit.cli import main
 
 CONFIG = """
@@ -67,3 +69,44 @@ def test_simulate_writes_streaks_and_checkin_numbers(tmp_path: Path) -> None:
     numbers = json.loads((out / "summary.json").read_text())["campaigns"]["checkin"]
     assert numbers["members"] == 2
     assert numbers["checked_in"] == {"2026-03-01": 2, "2026-03-02": 1, "2026-03-03": 2}
+
+
+def test_campaigns_report_shows_the_checkin_numbers_of_a_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from communitykit import CommandInvoked, CommunityApp
+
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG + "\n[platforms.console]\n", encoding="utf-8")
+
+    async def check_in() -> None:
+        # yesterday and today (the command line reads the wall clock)
+        now = datetime.now(UTC).replace(microsecond=0)
+        async with CommunityApp.from_file(config) as app:
+            for n, at in enumerate((now - timedelta(days=1), now)):
+                await app.feed(
+                    [
+                        CommandInvoked(
+                            event_id=f"c{n}",
+                            platform="console",
+                            group="g1",
+                            user="ana",
+                            at=at,
+                            command="checkin",
+                            args=(),
+                        )
+                    ]
+                )
+
+    asyncio.run(check_in())
+    capsys.readouterr()
+    assert main(["campaigns", "report", str(config), "--days", "7", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    numbers = report["checkin"]
+    assert numbers["members remembered"] == 1 and numbers["members"] == 1
+    assert sum(numbers["checked_in"].values()) == 2 and len(numbers["checked_in"]) == 7
+    assert main(["campaigns", "report", str(config)]) == 0
+    assert "campaign checkin" in capsys.readouterr().out

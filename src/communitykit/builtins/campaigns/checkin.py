@@ -606,6 +606,12 @@ class CheckinCampaign:
     def _tz(self) -> tzinfo:
         return resolve_timezone(self.timezone)
 
+    def report(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, Any]:
+        """The campaign's numbers over ``days`` (community days), for reports."""
+        return checkin_numbers(states, days, grace_days=self.grace_days)
+
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
         tz = self._tz
         today = ctx.now.astimezone(ctx.community.tz).date()

@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from communitykit._errors import ModelError
 from communitykit.builtins.campaigns._settings import CampaignSettings
 from communitykit.builtins.rules._entry import mention
 from communitykit.model import (
@@ -84,6 +85,16 @@ def read_clock(reader: CampaignSettings, key: str, default: str) -> time:
     return time(int(found[1]), int(found[2]))
 
 
+def read_optional_clock(reader: CampaignSettings, key: str, default: str) -> time | None:
+    """A local time of day like ``"20:00"``, or ``""`` for none."""
+    if not reader.text(key, default).strip():
+        return None
+    try:
+        return read_clock(reader, key, default)
+    except ModelError:
+        raise reader.fail(key, "a local time like '20:00' or ''", reader.raw(key)) from None
+
+
 def read_command(reader: CampaignSettings, key: str, default: str) -> str:
     value = reader.text(key, default).strip()
     if not value or value.startswith("/") or any(c.isspace() for c in value):
@@ -95,6 +106,19 @@ def at_local(day: date, moment: time, tz: tzinfo) -> datetime:
     """``moment`` on the local ``day`` of zone ``tz``, in UTC (a skipped wall time
     is read with the offset before the change, as zoneinfo does)."""
     return datetime.combine(day, moment, tzinfo=tz).astimezone(UTC)
+
+
+def shown_name(member: Member, state: Mapping[str, Any] | None = None) -> str:
+    """How a message names a member: their display name, else a user id."""
+    name = member.display_name.strip()
+    if name:
+        return name
+    user = state.get("user") if state is not None else None
+    if isinstance(user, str) and user:
+        return user
+    for identity in member.identities:
+        return identity.user_id
+    return member.member_id
 
 
 def reach(
@@ -298,8 +322,6 @@ class TrainingCampCampaign:
         rate = reader.raw("complete_rate", 0.8)
         if type(rate) not in (int, float) or not 0 <= rate <= 1:
             raise reader.fail("complete_rate", "a number from 0 to 1", rate)
-        remind_on = reader.flag("remind", True)
-        star_on = reader.flag("star", True)
         fields = ("day", "days")
         campaign = cls(
             name=reader.name(),
@@ -311,8 +333,8 @@ class TrainingCampCampaign:
             done_command=read_command(reader, "done_command", "done"),
             homework_command=read_command(reader, "homework_command", "homework"),
             post_at=read_clock(reader, "post_at", "08:00"),
-            remind_at=read_clock(reader, "remind_at", "20:00") if remind_on else None,
-            star_at=read_clock(reader, "star_at", "22:00") if star_on else None,
+            remind_at=read_optional_clock(reader, "remind_at", "20:00"),
+            star_at=read_optional_clock(reader, "star_at", "22:00"),
             star_rule=star_rule,
             star_points=reader.integer("star_points", 0),
             complete_rate=float(rate),
@@ -619,11 +641,10 @@ class TrainingCampCampaign:
         for member, state in self.participants(ctx):
             if day.isoformat() in _done_days(state):
                 continue
-            user = state.get("user")
-            shown = member.display_name.strip() or (user if isinstance(user, str) else "")
+            shown = shown_name(member, state)
             text = self.reminder.format(
-                name=shown or member.member_id,
-                mention=mention(member.display_name, shown or member.member_id),
+                name=shown,
+                mention=mention(member.display_name, shown),
                 day=number,
                 days=len(self.days),
                 command=self.done_command,
@@ -695,7 +716,7 @@ class TrainingCampCampaign:
         chosen = self.choose_star(entries, reactions)
         assert chosen is not None
         member = people[chosen]
-        shown = member.display_name.strip() or chosen
+        shown = shown_name(member)
         text = self.star.format(name=shown, mention=mention(member.display_name, shown), day=number)
         post = self._group_post(ctx, text, "star of the day", "star", key)
         awards: tuple[AwardPoints, ...] = ()
@@ -731,7 +752,7 @@ class TrainingCampCampaign:
             rate = numbers["completion"].get(member.member_id, 0.0)
             if rate < self.complete_rate:
                 continue
-            shown = member.display_name.strip() or member.member_id
+            shown = shown_name(member, state)
             text = self.certificate.format(
                 name=shown,
                 mention=mention(member.display_name, shown),

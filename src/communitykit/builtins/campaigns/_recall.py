@@ -23,7 +23,13 @@ from typing import Any
 
 import attrs
 
-from communitykit.builtins.campaigns._camp import at_local, reach, read_clock, read_command
+from communitykit.builtins.campaigns._camp import (
+    at_local,
+    reach,
+    read_clock,
+    read_command,
+    shown_name,
+)
 from communitykit.builtins.campaigns._settings import CampaignSettings
 from communitykit.builtins.rules._entry import mention, parse_time
 from communitykit.model import (
@@ -196,7 +202,7 @@ class RecallCampaign:
             silent = self.due(state, last_active, now)
             if silent is None:
                 continue
-            shown = member.display_name.strip() or member.member_id
+            shown = shown_name(member)
             text = self.message.format(
                 name=shown, mention=mention(member.display_name, shown), days=silent
             )

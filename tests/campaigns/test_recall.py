@@ -28,14 +28,6 @@ def evening(day: date) -> datetime:
     return local(day, 19)
 
 
-def contacted(world: World, member_id: str) -> int:
-    return sum(
-        1
-        for d in world.decisions
-        if d.member == member_id and any(a.reason == "recall a silent member" for a in d.actions)
-    )
-
-
 @pytest.mark.parametrize(
     ("settings", "found"),
     [

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from communitykit import MemberJoined, SendDirectMessage, SendMessage
@@ -60,6 +61,8 @@ def test_a_silent_member_gets_a_direct_message_with_a_mention_as_fallback() -> N
     world.join("ana", "安娜", at=JOINED)
     world.join("bo", "博", at=JOINED)
     world.join("cy", "晨", at=JOINED, left=local(date(2026, 2, 20)))
+    world.join("di", "迪", at=JOINED)
+    world.people["console:di"] = attrs.evolve(world.people["console:di"], status="banned")
     world.feed(world.say("bo", local(date(2026, 3, 1), 9), "我还在"))
     decisions = world.tick(evening(date(2026, 3, 8)))
     assert [d.member for d in decisions] == ["console:ana"]

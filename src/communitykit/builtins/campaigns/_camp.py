@@ -42,6 +42,7 @@ from communitykit.model import (
     CommandInvoked,
     Decision,
     Member,
+    MemberStatus,
     MessagePosted,
     ReactionAdded,
     RuleContext,
@@ -106,6 +107,11 @@ def at_local(day: date, moment: time, tz: tzinfo) -> datetime:
     """``moment`` on the local ``day`` of zone ``tz``, in UTC (a skipped wall time
     is read with the offset before the change, as zoneinfo does)."""
     return datetime.combine(day, moment, tzinfo=tz).astimezone(UTC)
+
+
+def gone(member: Member) -> bool:
+    """Whether the member left or was banned (no more messages for them)."""
+    return member.left_at is not None or member.status in (MemberStatus.LEFT, MemberStatus.BANNED)
 
 
 def shown_name(member: Member, state: Mapping[str, Any] | None = None) -> str:
@@ -395,7 +401,7 @@ class TrainingCampCampaign:
         if event.group is not None and not self._in_group(ctx):
             return None
         if isinstance(event, ReactionAdded):
-            return self._reaction(ctx, event)
+            return None if event.group is None else self._reaction(ctx, event)
         if isinstance(event, MessagePosted):
             if event.group is None:
                 return None
@@ -631,7 +637,7 @@ class TrainingCampCampaign:
             known = ctx.member(member_id)
             if known is not None:
                 found[member_id] = (known, state)
-        return [found[key] for key in sorted(found) if found[key][0].left_at is None]
+        return [found[key] for key in sorted(found) if not gone(found[key][0])]
 
     def _remind(self, ctx: TickContext, day: date) -> list[Decision]:
         number = self.day_number(day)

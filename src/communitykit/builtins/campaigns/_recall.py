@@ -25,6 +25,7 @@ import attrs
 
 from communitykit.builtins.campaigns._camp import (
     at_local,
+    gone,
     reach,
     read_clock,
     read_command,
@@ -193,7 +194,7 @@ class RecallCampaign:
         decisions: list[Decision] = []
         now = ctx.moment
         for member, live in sorted(ctx.members(), key=lambda row: row[0].member_id):
-            if member.left_at is not None:
+            if gone(member):
                 continue
             if self.groups and not (ctx.groups_of(member.member_id) & self.groups):
                 continue

@@ -184,3 +184,12 @@ async def test_through_the_engine_a_silent_member_is_recalled_and_returns() -> N
     clock.set(local(date(2026, 3, 9), 21))
     await app.feed([world.say("bo", local(date(2026, 3, 9), 21), "我回来了")])
     assert app.engine.moderation.state("recall", "console:bo")["returns"] == 1
+
+
+def test_only_members_of_the_configured_groups_are_recalled() -> None:
+    world = World(recall(groups=["elsewhere"]))
+    world.join("ana", at=JOINED)  # in "main" only
+    assert world.tick(evening(date(2026, 3, 8))) == []
+    world = World(recall(groups=["main"]))
+    world.join("ana", at=JOINED)
+    assert [d.member for d in world.tick(evening(date(2026, 3, 8)))] == ["console:ana"]

@@ -594,3 +594,23 @@ async def test_through_the_engine_a_two_day_camp_over_the_clock_change() -> None
     (report,) = [a for a in sent if a.reason == "camp completion report"]
     assert isinstance(report, SendMessage) and report.group == "ops"
     assert "报名 2 人，结业 1 人" in report.text
+
+
+def test_reactions_outside_the_camp_group_or_days_are_not_counted() -> None:
+    world = World(camp(star_rule="most_reactions"))
+    world.feed(world.command("ana", local(D1, 7), "enroll"))
+    homework = world.say("ana", local(D1, 9), "#作业1")
+    world.feed(homework)
+    private = ReactionAdded(
+        event_id="dm-r",
+        platform="console",
+        group=None,
+        user="bo",
+        at=local(D1, 10),
+        message_id=homework.message_id,
+        emoji="👍",
+    )
+    assert world.feed(private) is None
+    assert world.feed(world.react("bo", local(END, 10), homework.message_id)) is None
+    world.feed(world.react("bo", local(D1, 11), homework.message_id))
+    assert world.states["console:bo"]["reacted"] == [homework.message_id]

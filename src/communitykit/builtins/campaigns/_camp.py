@@ -560,6 +560,12 @@ class TrainingCampCampaign:
                 return moment
         return None
 
+    def report(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, Any]:
+        """The camp's numbers over its own calendar (``days`` is not needed)."""
+        return camp_numbers(states, self.dates, complete_rate=self.complete_rate)
+
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
         decisions: list[Decision] = []
         for moment, kind, day in self.moments():

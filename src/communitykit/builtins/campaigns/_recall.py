@@ -18,7 +18,7 @@ What the campaign remembers about a member (plain JSON)::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 import attrs
@@ -187,6 +187,12 @@ class RecallCampaign:
         if last is not None and now - last < timedelta(days=self.every_days) - timedelta(hours=2):
             return None  # an hour either way for clock changes
         return silent
+
+    def report(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, Any]:
+        """Contacted, returned, the return rate, opted out, gave up."""
+        return recall_numbers(states)
 
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
         states = dict(ctx.rule_states(self.name))

@@ -438,7 +438,7 @@ class CommunityApp:
     def campaign_report(self, days: int = 30) -> dict[str, dict[str, Any]]:
         """Each configured campaign's numbers over the last ``days`` community days.
 
-        A campaign with a ``report(states, days)`` method reports its own numbers
+        A campaign with a ``numbers(states, days)`` method reports its own numbers
         (check-in rate per day, streaks, referrals, completion, returns); every
         campaign reports how many members it remembers something about.
         """
@@ -449,9 +449,9 @@ class CommunityApp:
         for campaign in engine.campaigns:
             states = engine.moderation.states.get(campaign.name, {})
             numbers: dict[str, Any] = {"members remembered": len(states)}
-            report = getattr(campaign, "report", None)
-            if callable(report):
-                numbers.update(report(list(states.items()), run))
+            own = getattr(campaign, "numbers", None)
+            if callable(own):
+                numbers.update(own(list(states.items()), run))
             found[campaign.name] = numbers
         return found
 

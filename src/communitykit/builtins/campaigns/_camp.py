@@ -560,7 +560,7 @@ class TrainingCampCampaign:
                 return moment
         return None
 
-    def report(
+    def numbers(
         self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
     ) -> dict[str, Any]:
         """The camp's numbers over its own calendar (``days`` is not needed)."""

@@ -188,7 +188,7 @@ class RecallCampaign:
             return None  # an hour either way for clock changes
         return silent
 
-    def report(
+    def numbers(
         self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
     ) -> dict[str, Any]:
         """Contacted, returned, the return rate, opted out, gave up."""

@@ -606,7 +606,7 @@ class CheckinCampaign:
     def _tz(self) -> tzinfo:
         return resolve_timezone(self.timezone)
 
-    def report(
+    def numbers(
         self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
     ) -> dict[str, Any]:
         """The campaign's numbers over ``days`` (community days), for reports."""

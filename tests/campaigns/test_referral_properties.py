@@ -336,3 +336,20 @@ def test_a_cycle_is_never_credited() -> None:
     world.say(1)
     world.wait(24 * 10)
     assert [(a.member, newcomer_of(a)) for a in rewards(world)] == [("tg:u0", "tg:u1")]
+
+
+def test_the_inviters_inviter_earns_the_second_level_once() -> None:
+    settings = {"timezone": ZONE, "min_messages": 1, "second_level": 10, "daily_cap": 0}
+    world = World(campaign=ReferralCampaign.from_settings(settings))
+    world.join(0, None)
+    world.join(1, 0)  # 0 invited 1
+    world.join(2, 1)  # 1 invited 2
+    for index in (1, 2, 2):
+        world.say(index)
+    world.wait(24 * 10)
+    paid = sorted((a.member, a.points, a.reason) for a in world.asked)
+    assert paid == [
+        ("tg:u0", 10, "referral_second_level"),
+        ("tg:u0", 50, "referral"),
+        ("tg:u1", 50, "referral"),
+    ]

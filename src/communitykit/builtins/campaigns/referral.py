@@ -231,7 +231,7 @@ class ReferralCampaign:
             daily_cap=reader.integer("daily_cap", 10),
             second_level=reader.integer("second_level", 0),
             group=reader.text("group", "").strip(),
-            reply=reader.template("reply", _REPLY, (*_WHO, "code", "link", "reward")),
+            reply=reader.template("reply", _REPLY, (*_WHO, "code", "reward")),
             stats=reader.template("stats", _STATS, (*_WHO, *STATUSES)),
             claimed=reader.template("claimed", _CLAIMED, (*_WHO, "inviter")),
             refused=reader.template("refused", _REFUSED, (*_WHO, "why")),
@@ -311,7 +311,7 @@ class ReferralCampaign:
                     name=code,
                 )
             )
-        text = self.reply.format(**self._names(ctx), code=code, link=code, reward=self.reward)
+        text = self.reply.format(**self._names(ctx), code=code, reward=self.reward)
         actions.insert(0, self._say(ctx, text, "personal invite code"))
         return Decision(
             source=self.source,
@@ -469,7 +469,7 @@ class ReferralCampaign:
             return None
         if not self._met(joined, ctx.event.at, ctx.state.messages):
             return None
-        grand = _text(inviter_state.get("inviter"))
+        grand = _grand(inviter, inviter_state, ctx.rule_state(self.name, _grand_id(inviter_state)))
         new_inviter, awards, why = self._confirm(
             ctx.member_id, inviter, inviter_state, grand, ctx.event.at
         )
@@ -556,7 +556,7 @@ class ReferralCampaign:
                     status = "cancelled"
                     notes.setdefault(newcomer, []).append(f"{newcomer} left: cancelled")
                 elif self._met(joined, ctx.now, mstate.messages if mstate else 0):
-                    grand = _text(inviter_state.get("inviter"))
+                    grand = _grand(inviter, inviter_state, states.get(_grand_id(inviter_state), {}))
                     new_inviter, paid, why = self._confirm(
                         newcomer, inviter, inviter_state, grand, ctx.now
                     )
@@ -588,6 +588,22 @@ class ReferralCampaign:
                 )
             )
         return decisions
+
+
+def _grand_id(inviter_state: Mapping[str, Any]) -> str:
+    return _text(inviter_state.get("inviter")) or ""
+
+
+def _grand(
+    inviter: str, inviter_state: Mapping[str, Any], grand_state: Mapping[str, Any]
+) -> str | None:
+    """The inviter's own inviter, when that referral is pending or confirmed."""
+    grand = _text(inviter_state.get("inviter"))
+    if grand is None:
+        return None
+    if effective_status(inviter_state, grand_state, inviter) not in ("pending", "confirmed"):
+        return None
+    return grand
 
 
 def _split(member_id: str) -> tuple[str, str]:

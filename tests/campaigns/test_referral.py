@@ -231,3 +231,20 @@ def test_the_daily_check_is_at_noon_local_across_dst() -> None:
     assert campaign.next_run(datetime(2026, 3, 6, 12, 0, tzinfo=UTC)) == datetime(
         2026, 3, 6, 17, 0, tzinfo=UTC
     )
+
+
+async def test_a_newcomer_added_by_a_member_is_attributed_to_them() -> None:
+    config = CONFIG + 'condition = "messages"\nmin_messages = 1\n'
+    app, _clock = build(config)
+    await app.feed([joined("ana", T0)])
+    added = MemberJoined(
+        event_id="j-bo",
+        platform="console",
+        group="main",
+        user="bo",
+        at=T0 + timedelta(hours=1),
+        added_by="ana",
+    )
+    await app.feed([added, say("bo", 1, T0 + timedelta(hours=2))])
+    assert app.engine.moderation.state("referral", "console:bo")["via"] == "added"
+    assert app.balance("console:ana") == 50

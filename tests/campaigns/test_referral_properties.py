@@ -121,13 +121,13 @@ class World:
 
     def join(self, index: int, inviter: int | None) -> None:
         who = self.member_of(index)
-        fresh = who.joined_at is None and self.messages.get(who.member_id, 0) == 0
+        returning = who.joined_at is not None and who.left_at is not None
         joined_at = who.joined_at or self.now
         who = attrs.evolve(who, status=MemberStatus.ACTIVE, left_at=None, joined_at=joined_at)
         self.members[who.member_id] = who
         code = None if inviter is None else referral_code(f"tg:u{inviter}")
-        if not fresh and who.member_id not in self.inviters:
-            self.before.add(who.member_id)
+        if returning and who.member_id not in self.inviters:
+            self.before.add(who.member_id)  # a member before: never rewarded from now on
         self._event(who, MemberJoined, invite=code)
         self.invite(index)  # every member knows their code from now on
 
@@ -149,6 +149,15 @@ class World:
             who = attrs.evolve(who, status=MemberStatus.LEFT, left_at=self.now)
             self.members[who.member_id] = who
             self._event(who, MemberLeft, reason="left")
+
+    def rejoin(self, index: int, inviter: int, claim: bool) -> None:
+        """Leave and join again: with the inviter's code, or telling it afterwards."""
+        if f"tg:u{index}" not in self.members:
+            self.join(index, None)
+        self.leave(index)
+        self.join(index, None if claim else inviter)
+        if claim:
+            self.claim(index, inviter)
 
     def wait(self, hours: int) -> None:
         until = self.now + timedelta(hours=hours)
@@ -213,6 +222,7 @@ operation = st.one_of(
     st.tuples(st.just("say"), newcomer),
     st.tuples(st.just("say"), person),
     st.tuples(st.just("leave"), person),
+    st.tuples(st.just("rejoin"), newcomer, inviter, st.booleans()),
     st.tuples(st.just("wait"), st.integers(1, 80)),
 )
 scripts = st.lists(operation, max_size=80)
@@ -252,7 +262,7 @@ def newcomer_of(award: AwardPoints) -> str:
     return award.key.split(":", 2)[2].removesuffix(":second")
 
 
-PROPERTIES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTIES
@@ -353,3 +363,14 @@ def test_the_inviters_inviter_earns_the_second_level_once() -> None:
         ("tg:u0", 50, "referral"),
         ("tg:u1", 50, "referral"),
     ]
+
+
+def test_a_claim_after_leaving_and_joining_again_is_never_rewarded() -> None:
+    settings = {"timezone": ZONE, "condition": "messages", "min_messages": 1}
+    world = World(campaign=ReferralCampaign.from_settings(settings))
+    world.join(0, None)
+    world.rejoin(1, 0, claim=True)  # joined fresh, left, joined again, then claims 0's code
+    world.say(1)
+    world.wait(24 * 10)
+    assert world.states["tg:u1"]["status"] == "unrewarded"
+    assert rewards(world) == []

@@ -18,7 +18,7 @@ What the campaign remembers about a member (plain JSON). As a newcomer::
 
     {"joined": ISO, "fresh": true, "inviter": "telegram:1", "at": ISO,
      "status": "pending" | "confirmed" | "cancelled" | "unrewarded",
-     "why": "..." (unrewarded), "via": "link" | "code" | "claim"}
+     "why": "..." (unrewarded), "via": "link" | "code" | "claim" | "added"}
 
 As an inviter (written by the daily run and when a reward is paid)::
 
@@ -396,6 +396,13 @@ class ReferralCampaign:
                     why = f"attributed to {inviter} ({why})"
             else:
                 why = "an invite of nobody known"
+        elif event.added_by:
+            adder = ctx.member_of(event.platform, event.added_by)
+            if adder is not None:
+                attributed, why = self._attribute(ctx, state, adder.member_id, "added")
+                if attributed is not None:
+                    state = attributed
+                    why = f"added by {adder.member_id} ({why})"
         return Decision(
             source=self.source,
             explanation=f"{ctx.member_id} joined: {why}",
@@ -439,7 +446,13 @@ class ReferralCampaign:
         state = ctx.rule_state(self.name)
         inviter = _text(state.get("inviter"))
         if inviter is None:
-            return None
+            if "joined" not in state or state.get("fresh") is False:
+                return None
+            return Decision(
+                source=self.source,
+                explanation=f"{ctx.member_id} left: a later claim is a rejoin",
+                state={**state, "fresh": False},
+            )
         status = effective_status(state, ctx.rule_state(self.name, inviter), ctx.member_id)
         if status != "pending":
             return None

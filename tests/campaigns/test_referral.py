@@ -248,3 +248,14 @@ async def test_a_newcomer_added_by_a_member_is_attributed_to_them() -> None:
     await app.feed([added, say("bo", 1, T0 + timedelta(hours=2))])
     assert app.engine.moderation.state("referral", "console:bo")["via"] == "added"
     assert app.balance("console:ana") == 50
+
+
+async def test_a_code_with_a_lowercase_prefix_is_found_in_any_case() -> None:
+    config = CONFIG + 'code_prefix = "ref"\ncondition = "messages"\nmin_messages = 1\n'
+    app, _clock = build(config)
+    await app.feed([joined("ana", T0), command("ana", "invite", at=T0)])
+    code = referral_code("console:ana", "ref")
+    assert code.startswith("ref")
+    await app.feed([joined("bo", T0 + timedelta(hours=1), invite=code.upper())])
+    await app.feed([say("bo", 1, T0 + timedelta(hours=2))])
+    assert app.balance("console:ana") == 50

@@ -318,7 +318,7 @@ class ReferralCampaign:
             explanation=f"gave {member_id} the invite code {code}",
             actions=tuple(actions),
             state={"owner": member_id},
-            member=CODE_KEY + code,
+            member=CODE_KEY + code.upper(),
         )
 
     def _stats(self, ctx: RuleContext) -> Decision:

@@ -547,6 +547,12 @@ class ReferralCampaign:
         moments = [_at(local + timedelta(days=d), self.check_at, tz) for d in (-1, 0, 1, 2)]
         return min(m for m in moments if m > after)
 
+    def numbers(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, Any]:
+        """Referrals pending, confirmed and cancelled, in all and per inviter."""
+        return referral_numbers(states)
+
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
         states = {m: dict(s) for m, s in ctx.rule_states(self.name) if not m.startswith(CODE_KEY)}
         before = {m: dict(s) for m, s in states.items()}

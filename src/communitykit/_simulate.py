@@ -267,11 +267,7 @@ def _write_outputs(
                 points["reversed"] -= entry.points
             elif entry.kind is EntryKind.PENDING:
                 points["pending"] += entry.amount
-    from communitykit.builtins.campaigns.checkin import (
-        CheckinCampaign,
-        checkin_numbers,
-        effective_streak,
-    )
+    from communitykit.builtins.campaigns.checkin import CheckinCampaign, effective_streak
 
     checkins = [c for c in engine.campaigns if isinstance(c, CheckinCampaign)]
     today = now.astimezone(engine.community.tz).date()
@@ -327,15 +323,18 @@ def _write_outputs(
         "members": sum(tiers.values()),
         "campaigns": {},
     }
-    if checkins and read:
+    if engine.campaigns and read:
+        # every campaign's numbers over the days the log covers
         first = min((e.at for e in engine.store.iter_events()), default=now)
         start = first.astimezone(engine.community.tz).date()
         days = [start + timedelta(days=n) for n in range((today - start).days + 1)]
-        for campaign in checkins:
-            states = engine.moderation.states.get(campaign.name, {}).items()
-            summary["campaigns"][campaign.name] = checkin_numbers(
-                states, days, grace_days=campaign.grace_days
-            )
+        for campaign in engine.campaigns:
+            states = list(engine.moderation.states.get(campaign.name, {}).items())
+            numbers: dict[str, Any] = {"members remembered": len(states)}
+            own = getattr(campaign, "numbers", None)
+            if callable(own):
+                numbers.update(own(states, days))
+            summary["campaigns"][campaign.name] = numbers
     (out_dir / "summary.json").write_text(
         json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

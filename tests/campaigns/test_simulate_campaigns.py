@@ -44,7 +44,7 @@ def checkin(n: int, user: str, at: str) -> str:
 
 def test_simulate_writes_streaks_and_checkin_numbers(tmp_path: Path) -> None:
     config = tmp_path / "community.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(CONFIG + '\n[[campaigns]]\ntype = "recall"\n', encoding="utf-8")
     lines = [
         # ana: three community days in a row (the first just before midnight in Shanghai)
         checkin(1, "ana", "2026-03-01T23:50:00+08:00"),
@@ -66,7 +66,9 @@ def test_simulate_writes_streaks_and_checkin_numbers(tmp_path: Path) -> None:
     assert members["console:ana"]["streak"] == 3
     assert members["console:bo"]["streak"] == 1
     assert members["console:ana"]["balance"] == 15  # three days, three rewards
-    numbers = json.loads((out / "summary.json").read_text())["campaigns"]["checkin"]
+    campaigns = json.loads((out / "summary.json").read_text())["campaigns"]
+    assert campaigns["recall"]["contacted"] == 0  # nobody silent long enough yet
+    numbers = campaigns["checkin"]
     assert numbers["members"] == 2
     assert numbers["checked_in"] == {"2026-03-01": 2, "2026-03-02": 1, "2026-03-03": 2}
 

@@ -144,25 +144,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- simulate
 
 
+def _event_log(path: str) -> tuple[Path, int]:
+    """An event log the command reads, and how many lines it has (for the progress bar)."""
+    events = Path(path)
+    if not events.is_file():
+        raise UsageError(f"{events}: no such file")
+    with events.open("rb") as handle:
+        return events, sum(1 for line in handle if line.strip())
+
+
+def _report_skipped(events: Path, skipped: Sequence[dict[str, Any]]) -> None:
+    for line in skipped:
+        field = f" (field {line['field']})" if line.get("field") else ""
+        err.print(f"{events}:{line['line']}: skipped{field}: {line['reason']}", markup=False)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from communitykit._simulate import simulate
     from communitykit.config import load_config
 
     config = load_config(args.config)
-    events = Path(args.events)
-    if not events.is_file():
-        raise UsageError(f"{events}: no such file")
-    with events.open("rb") as handle:
-        total = sum(1 for line in handle if line.strip())
+    events, total = _event_log(args.events)
     with _progress() as progress:
         task = progress.add_task("replaying events", total=total)
         result = simulate(
             config, events, Path(args.out), progress=lambda n: progress.advance(task, n)
         )
     summary = result.summary
-    for skipped in summary["skipped"]:
-        field = f" (field {skipped['field']})" if skipped.get("field") else ""
-        err.print(f"{events}:{skipped['line']}: skipped{field}: {skipped['reason']}", markup=False)
+    _report_skipped(events, summary["skipped"])
     counts = summary["events"]
     out.print(
         f"Replayed {counts['recorded']:,} events ({counts['duplicates']:,} duplicates, "
@@ -473,17 +482,11 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     from communitykit.config import load_config
 
     config = load_config(args.config)
-    events = Path(args.events)
-    if not events.is_file():
-        raise UsageError(f"{events}: no such file")
-    with events.open("rb") as handle:
-        total = sum(1 for line in handle if line.strip())
+    events, total = _event_log(args.events)
     with _progress() as progress:
         task = progress.add_task("checking rules", total=total)
         result = check_rules(config, events, progress=lambda n: progress.advance(task, n))
-    for skipped in result.skipped:
-        field = f" (field {skipped['field']})" if skipped.get("field") else ""
-        err.print(f"{events}:{skipped['line']}: skipped{field}: {skipped['reason']}", markup=False)
+    _report_skipped(events, result.skipped)
     for record in result.verdicts:
         out.print(verdict_line(record), markup=False, highlight=False)
     table = Table(title="verdicts per rule", show_edge=False)

@@ -55,11 +55,12 @@ async def test_a_broadcast_and_a_busy_group_stay_inside_every_window(
     assert [d.text for d in double.delivered(2000)] == ["dm 0", "dm 1", "dm 2"]
     # the densest window of every scope, recomputed from the delivery log
     assert double.max_in_window(None, 1.0) <= 30
-    assert 18 <= double.max_in_window(GROUP_ID, GROUP_WINDOW) <= 20  # at the limit, margin off
+    assert double.max_in_window(GROUP_ID, GROUP_WINDOW) <= 20
     assert double.max_in_window(2000, 1.0) == 1
-    # and the group ran at its limit: 25 messages need one window and five slots more
-    group = double.delivered(GROUP_ID)
-    assert group[-1].at - group[0].at < GROUP_WINDOW * 1.6
+    # How close to each limit this runs is measured on virtual time, where a busy
+    # machine cannot slow the sender down (tests/http/test_client.py,
+    # tests/http/test_governor_properties.py), and against a double in its own
+    # process by benchmarks/broadcast.py; here, in real time, only the limits hold.
 
 
 async def test_a_reply_overtakes_a_waiting_broadcast(

@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "PALETTE",
     "bars_svg",
+    "esc",
     "format_value",
     "funnel_svg",
     "heatmap_svg",
@@ -62,6 +63,14 @@ _WIDE = 15.0  # inches, for a card the whole page wide: the text comes out the s
 _HEIGHT = 3.0
 
 Values = Sequence[float | None]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def esc(text: str) -> str:
+    """Text made safe for HTML and SVG: escaped, control characters replaced."""
+    return html.escape(_CONTROL.sub("\ufffd", text))
 
 
 def is_share(unit: str) -> bool:
@@ -153,6 +162,8 @@ def _style() -> Iterator[None]:
     with matplotlib.rc_context(rc), warnings.catch_warnings():
         # Names from members may hold characters no installed font has: drawn as boxes.
         warnings.filterwarnings("ignore", message=r"Glyph .*missing from")
+        # A very long label can leave no room for the axes: the chart is cramped, not wrong.
+        warnings.filterwarnings("ignore", message=r"constrained_layout not applied")
         yield
 
 
@@ -160,6 +171,8 @@ _ID = re.compile(r'\bid="([^"]+)"')
 _HREF = re.compile(r'href="#([^"]+)"')
 _URL = re.compile(r"url\(#([^)]+)\)")
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+# matplotlib writes each text as a comment; the text is in the aria-label and the data table.
+_COMMENT = re.compile(r"<!--.*?-->\s*", re.S)
 
 
 def _to_svg(fig: Any, uid: str, label: str, *, max_width: bool = False) -> str:
@@ -168,15 +181,16 @@ def _to_svg(fig: Any, uid: str, label: str, *, max_width: bool = False) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     text = _METADATA.sub("", text)
+    text = _COMMENT.sub("", text)
     text = _ID.sub(lambda m: f'id="{uid}-{m.group(1)}"', text)
     text = _HREF.sub(lambda m: f'href="#{uid}-{m.group(1)}"', text)
     text = _URL.sub(lambda m: f"url(#{uid}-{m.group(1)})", text)
     width_in = fig.get_figwidth()
     style = f' style="max-width:{width_in * 96 * 1.1:.0f}px"' if max_width else ""
     head_end = text.index(">") + 1
-    attrs = f' class="chart" role="img" aria-label="{html.escape(label)}"{style}'
+    attrs = f' class="chart" role="img" aria-label="{esc(label)}"{style}'
     head = text[: head_end - 1] + attrs + ">"
-    return head + f"\n<title>{html.escape(label)}</title>" + text[head_end:].rstrip() + "\n"
+    return head + f"\n<title>{esc(label)}</title>" + text[head_end:].rstrip() + "\n"
 
 
 def _figure(width: float = _WIDTH, height: float = _HEIGHT, rows: int = 1, **kw: Any) -> Any:
@@ -332,11 +346,14 @@ def bars_svg(categories: Sequence[str], values: Values, *, unit: str, uid: str, 
         ax.grid(True, axis="x")
         ax.spines["left"].set_visible(True)
         total = sum(nums)
-        top = max(nums, default=0.0) or 1.0
+        top = max([*nums, 0.0]) or 1.0
+        low = min([*nums, 0.0])
         for y, v in zip(ys, nums, strict=True):
-            share = f"  ({v / total * 100:.0f}%)" if total and not is_share(unit) else ""
-            ax.text(v + top * 0.01, y, format_value(v, unit) + share, va="center", color=INK)
-        ax.set_xlim(0, top * 1.18)
+            share = ""
+            if total > 0 and low == 0 and not is_share(unit):
+                share = f"  ({v / total * 100:.0f}%)"
+            ax.text(max(v, 0.0) + top * 0.01, y, format_value(v, unit) + share, va="center")
+        ax.set_xlim(low * 1.1, top * 1.22)
         ax.xaxis.set_major_formatter(_formatter(unit))
         return _to_svg(fig, uid, label)
 
@@ -354,7 +371,7 @@ def funnel_svg(steps: Sequence[str], values: Values, *, uid: str, label: str, co
     with _style():
         n = len(steps)
         fig, (ax,) = _figure(height=0.7 + 0.42 * n)
-        nums = [0.0 if v is None else float(v) for v in values]
+        nums = [0.0 if v is None else max(float(v), 0.0) for v in values]
         top = max(nums, default=0.0) or 1.0
         ys = list(range(n))
         # Centred bars: the funnel's shape, widest step on top.
@@ -398,8 +415,9 @@ def heatmap_svg(
         finite = raw[~missing]
         vmax = 1.0 if share else float(finite.max()) if finite.size else 1.0
         vmax = vmax or 1.0
-        cmap = LinearSegmentedColormap.from_list("ck", ["#f7fbff", "#9ecae1", "#2b6aa6", "#08306b"])
-        cmap.set_bad("white")
+        cmap = LinearSegmentedColormap.from_list(
+            "ck", ["#f7fbff", "#9ecae1", "#2b6aa6", "#08306b"]
+        ).with_extremes(bad="white")
         width = min(_WIDTH * 1.4, 1.6 + 0.62 * n_cols)
         fig, (ax,) = _figure(width=width, height=0.9 + 0.3 * n_rows)
         ax.pcolormesh(data, cmap=cmap, vmin=0.0, vmax=vmax, edgecolors="white", linewidth=1.2)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from html import escape
 
 from communitykit._version import __version__
 from communitykit.analytics import _charts
 from communitykit.analytics._results import Cell, MetricResult, Report
+
+escape = _charts.esc
 
 __all__ = ["SECTIONS", "render", "section_of"]
 

@@ -186,7 +186,7 @@ def _to_svg(fig: Any, uid: str, label: str, *, max_width: bool = False) -> str:
     text = _HREF.sub(lambda m: f'href="#{uid}-{m.group(1)}"', text)
     text = _URL.sub(lambda m: f"url(#{uid}-{m.group(1)})", text)
     width_in = fig.get_figwidth()
-    style = f' style="max-width:{width_in * 96 * 1.1:.0f}px"' if max_width else ""
+    style = f' style="max-width:{width_in * 96:.0f}px"' if max_width else ""
     head_end = text.index(">") + 1
     attrs = f' class="chart" role="img" aria-label="{esc(label)}"{style}'
     head = text[: head_end - 1] + attrs + ">"

@@ -151,7 +151,7 @@ class _Page:
         for i, (name, values) in enumerate(m.series.items()):
             colour = _charts.PALETTE[i % len(_charts.PALETTE)]
             heading = ""
-            if len(m.series) > 1:
+            if len(m.series) > 1 or section_of(m.name) == "campaigns":
                 heading = f'<h4 class="funnel-name">{escape(name)}</h4>\n'
             if not _has_data(values):
                 parts.append(f'<div class="funnel">{heading}{_no_data()}</div>\n')
@@ -314,7 +314,7 @@ border-top:4px solid var(--accent)}
 .figure:nth-child(5n+4){border-top-color:#E45756}.figure:nth-child(5n+5){border-top-color:#72B7B2}
 .figure .num{font-size:30px;font-weight:650;line-height:1.15;font-variant-numeric:tabular-nums}
 .figure .lbl{color:var(--muted);font-size:14px;margin-top:2px}
-.funnels{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:4px 24px}
+.funnels{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:4px 24px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:13.5px;margin:6px 0;font-variant-numeric:tabular-nums}
 th,td{padding:5px 12px 5px 0;text-align:left;border-bottom:1px solid var(--line);white-space:nowrap}

@@ -186,6 +186,33 @@ def test_the_heat_map_table_marks_missing_cells(page: str) -> None:
     assert "100.0%" in block
 
 
+def test_a_large_heat_map_draws_without_cell_labels_and_keeps_its_numbers() -> None:
+    n = 30
+    labels = [f"2026-W{k:02d}" for k in range(1, n + 1)]
+    values = [[0.5 if k < n - i else None for k in range(n)] for i in range(n)]
+    m = MetricResult(
+        name="retention",
+        title="Retention",
+        kind="matrix",
+        unit="share",
+        labels=labels,
+        x=[f"week {k}" for k in range(n)],
+        values=values,
+    )
+    page = render(Report(community="c", start=START, end=START, generated_at=_AT, metrics=[m]))
+    small = render(Report(community="c", start=START, end=START, generated_at=_AT,
+                          metrics=[sample_report(days=7).metric("retention")]))  # fmt: skip
+    (svg,) = SVG_RE.findall(page)
+    ET.fromstring(svg)
+    assert page.count("50.0%") == n * (n + 1) // 2  # every cell in the data table
+    # matplotlib gives every text an id "text_N": tick labels only on the large map.
+    assert len(re.findall(r'id="c1-text_', svg)) <= 2 * n
+    small_m = sample_report(days=7).metric("retention")
+    cells = sum(v is not None for row in small_m.values for v in row)
+    ticks = len(small_m.labels) + len(small_m.x)
+    assert len(re.findall(r'id="c1-text_', small)) >= ticks + cells
+
+
 def test_a_single_day_mix_is_drawn_as_one_bar_per_series(page: str) -> None:
     block = _block(page, "stages")
     assert "On Mar 30." in block

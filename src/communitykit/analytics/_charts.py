@@ -430,6 +430,8 @@ def heatmap_svg(
         ax.set_xticks([c + 0.5 for c in range(n_cols)], [tick_label(c) for c in columns])
         ax.set_yticks([r + 0.5 for r in range(n_rows)], [tick_label(r) for r in rows])
         small = n_cols > 14
+        if n_cols > 24:  # too narrow for a label: the numbers are in the data table
+            n_rows = 0
         for r in range(n_rows):
             for c in range(n_cols):
                 if missing[r, c]:

@@ -14,7 +14,7 @@ import importlib
 import random
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,7 @@ class DemoResult:
     top: list[tuple[str, str, int, str]]  # member id, display name, balance, tier
     moderation: dict[str, dict[str, int]] = attrs.Factory(dict)  # rule -> audit kind -> count
     checkins: dict[str, int] = attrs.Factory(dict)  # members, check-ins, longest streak
+    report_path: Path | None = None  # the HTML report, next to the database
 
 
 def run_demo(
@@ -198,10 +199,28 @@ async def _run(
         end = START + timedelta(days=days)
         await app.engine.advance_to(end, clock.set)
         await app.deliver()
-        return _result(app, members, days, events, folder / "demo.db", end)
+        result = _result(app, members, days, events, folder / "demo.db", end)
+        first = START.astimezone(app.engine.community.tz).date()
+        report = _write_report(app, first, first + timedelta(days=days - 1), folder)
+        return attrs.evolve(result, report_path=report)
     finally:
         await adapter.stop()
         app.close()
+
+
+def _write_report(app: CommunityApp, first: date, last: date, folder: Path) -> Path | None:
+    """Write the report of the simulated days as ``report.html`` in ``folder``.
+
+    None when this installation has no metrics to build a report from.
+    """
+    build = getattr(importlib.import_module("communitykit.analytics"), "build_report", None)
+    if build is None:
+        return None
+    from communitykit.analytics._html import render
+
+    path = folder / "report.html"
+    path.write_text(render(build(app, first, last)), encoding="utf-8")
+    return path
 
 
 async def _reward_shop(app: CommunityApp, rng: random.Random, day: int) -> None:

@@ -138,6 +138,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         out.print(table)
     out.print()
     out.print(f"The community's data is in {result.store_path}")
+    if result.report_path is not None:
+        out.print(f"Its report (open it in a browser): {result.report_path}")
     return 0
 
 

@@ -58,12 +58,15 @@ from communitykit.model import (
     AuditKind,
     AwardPoints,
     Ban,
+    CancelPoints,
     Capabilities,
     Community,
+    ConfirmPoints,
     CreateInviteLink,
     Decision,
     DeclineJoin,
     Entry,
+    EntryKind,
     Event,
     IdentityGraph,
     Kick,
@@ -849,6 +852,10 @@ class Engine:
         pending.decisions.append(decision)
         for award in decision.awards:
             self._award(award, at, pending)
+        for confirm in decision.confirms:
+            self._settle(confirm, decision.source, at, pending)
+        for cancel in decision.cancels:
+            self._settle(cancel, decision.source, at, pending)
         if (
             decision.strike
             or decision.state is not None
@@ -1020,6 +1027,60 @@ class Engine:
             if strict:
                 raise
             log.warning("award.refused", member=member_id, key=key, error=str(exc))
+
+    def _settle(
+        self, order: ConfirmPoints | CancelPoints, source: str, at: datetime, pending: _Pending
+    ) -> None:
+        """Confirm or cancel a pending award by its key; once, and only while pending."""
+        ledger = self.ledger
+        verb = "confirm" if isinstance(order, ConfirmPoints) else "cancel"
+        if ledger.has_key(order.key):
+            return  # this very confirmation or cancellation was applied before
+        found = ledger.result_for(order.award) if ledger.has_key(order.award) else None
+        if not isinstance(found, Entry) or found.kind is not EntryKind.PENDING:
+            log.info(
+                "points.not_pending",
+                source=source,
+                member=order.member,
+                award=order.award,
+                action=verb,
+                found=None if not isinstance(found, Entry) else found.kind.value,
+            )
+            return
+        if ledger.account_of(order.member) != ledger.account_of(found.member):
+            log.warning(
+                "points.settle_refused",
+                source=source,
+                member=order.member,
+                award=order.award,
+                error=f"the pending award is {found.member}'s",
+            )
+            return
+        settled = ledger.settled_by(found.entry_id)
+        if settled is not None:
+            log.info(
+                "points.already_settled",
+                source=source,
+                member=order.member,
+                award=order.award,
+                action=verb,
+                by=settled,
+                reason=order.reason,
+            )
+            return
+        try:
+            if isinstance(order, ConfirmPoints):
+                written = ledger.size
+                credit = ledger.confirm(found.entry_id, at=at, key=order.key)
+                if credit is not None and ledger.size > written:
+                    pending.touched.add(credit.member)
+                    if "communitykit_points_awarded" in pending.listening:
+                        note = {"member_id": credit.member, "entry": written}
+                        pending.notes.append(("communitykit_points_awarded", note))
+            else:
+                ledger.cancel(found.entry_id, at=at, reason=order.reason, key=order.key)
+        except ModelError as exc:
+            log.warning("points.settle_refused", source=source, award=order.award, error=str(exc))
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)

@@ -445,6 +445,16 @@ class Ledger:
             if rows[seq][1] == _PENDING and seq not in self._pending_state
         )
 
+    def settled_by(self, pending_id: str) -> str | None:
+        """The entry that confirmed or cancelled pending credit ``pending_id``
+        (``None``: it is still pending)."""
+        settled = self._pending_state.get(self._pending(pending_id))
+        return None if settled is None else f"e{settled}"
+
+    def account_of(self, member: str) -> str:
+        """The member whose account holds ``member``'s points (itself unless merged)."""
+        return self._root(member)
+
     def lots(self, member: str) -> list[tuple[str, int, datetime | None]]:
         """Open lots as ``(credit entry id, points left, expires_at)``, in spending order."""
         return [

@@ -805,10 +805,11 @@ class Engine:
                 changes["display_name"] = event.display_name
         elif isinstance(event, MemberLeft):
             hook = "communitykit_member_left"
-            banned = event.reason.value == "banned"
-            changes["status"] = MemberStatus.BANNED if banned else MemberStatus.LEFT
-            if member.joined_at is None or event.at >= member.joined_at:
-                changes["left_at"] = event.at
+            if not self._in_another_group(event, member.member_id):  # out of every group: gone
+                banned = event.reason.value == "banned"
+                changes["status"] = MemberStatus.BANNED if banned else MemberStatus.LEFT
+                if member.joined_at is None or event.at >= member.joined_at:
+                    changes["left_at"] = event.at
         elif (
             isinstance(event, MemberPaid)
             and event.valid_until is not None
@@ -822,6 +823,15 @@ class Engine:
         if hook is not None and hook in pending.listening:
             pending.notes.append((hook, {"member": member, "event": event}))
         return member
+
+    def _in_another_group(self, event: MemberLeft, member_id: str) -> bool:
+        """Whether a member leaving ``event``'s group is still in another configured
+        group (then they stay a member of the community)."""
+        groups = self.moderation.member_groups(member_id)
+        if not groups or event.group is None:
+            return False
+        group = self.community.group(event.platform, event.group)
+        return bool(groups - {group.key}) if group is not None else True
 
     @staticmethod
     def _rule_failed(name: str, event: Event, exc: Exception) -> None:

@@ -2,9 +2,11 @@
 
 On ``member_joined`` in one of its groups the campaign posts ONE message there:
 the greeting, then the group rules, an invitation to introduce oneself and the
-nickname format, one per line. Where the platform allows direct messages it
-also sends the admission notice privately. A member who joins the same group
-again within ``rejoin_quiet_days`` of the last greeting there is not greeted again.
+nickname format, one per line. A member is greeted once per group (each group
+meets them); where the platform allows direct messages the admission notice is
+sent privately once per community (not again for a second group joined within
+``rejoin_quiet_days``). A member who joins the same group again within
+``rejoin_quiet_days`` of the last greeting there is not greeted again.
 
 Members share their birthday with ``/birthday MM-DD``. Every day at
 ``birthday_at`` (community local time) the campaign congratulates those whose
@@ -196,7 +198,19 @@ class WelcomeCampaign:
             ctx.action(SendMessage, self.source, "welcome a newcomer", 0, text="\n".join(lines))
         ]
         caps = ctx.capabilities
-        if self.admission_dm and caps.direct_messages and caps.can("send_direct_message"):
+        quiet = timedelta(days=self.rejoin_quiet_days)
+        # the admission notice is about the community: once, not once per group joined
+        welcomed = any(
+            (at := parse_time(when)) is not None and event.at - at < quiet
+            for key, when in greeted.items()
+            if key != group.key
+        )
+        if (
+            self.admission_dm
+            and not welcomed
+            and caps.direct_messages
+            and caps.can("send_direct_message")
+        ):
             actions.append(
                 ctx.action(
                     SendDirectMessage,

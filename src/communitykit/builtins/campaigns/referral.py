@@ -58,6 +58,7 @@ from communitykit.model import (
     Decision,
     MemberJoined,
     MemberLeft,
+    MemberStatus,
     MessagePosted,
     RuleContext,
     SendDirectMessage,
@@ -521,6 +522,8 @@ class ReferralCampaign:
         )
 
     def _left(self, ctx: RuleContext) -> Decision | None:
+        if ctx.member.status is MemberStatus.ACTIVE:
+            return None  # left one group, still in another: still a member
         state = ctx.rule_state(self.name)
         inviter = _text(state.get("inviter"))
         if inviter is None:

@@ -158,6 +158,9 @@ _RESULT = (
     "commitment {commitment}); {count} eligible members, list SHA-256 {eligible_hash}. "
     "Anyone can recompute the draw."
 )
+_WON = "🎉 {name}, you won the giveaway{prize}! Thank you for taking part."
+_WON_IN_GROUP = "🎉 {mention}, you won the giveaway{prize}!"
+_WON_FIELDS = ("mention", "name", "prize", "place", "prize_points")
 _ENTERED = "{mention}, you are in the giveaway{prize}. Good luck!"
 _ALREADY = "{mention}, you have already entered the giveaway{prize}: one entry per member."
 _NOT_OPEN = "{mention}, the giveaway{prize} opens at {opens}."
@@ -184,6 +187,9 @@ class GiveawayCampaign:
     eligible: str = "all"
     prize: str = ""
     prize_points: int = 0
+    notify_winners: bool = True
+    won: str = _WON
+    won_in_group: str = _WON_IN_GROUP
     announce: str = _ANNOUNCE_COMMAND
     result: str = _RESULT
     entered: str = _ENTERED
@@ -245,6 +251,9 @@ class GiveawayCampaign:
             eligible=eligible,
             prize=prize,
             prize_points=reader.integer("prize_points", 0, minimum=0),
+            notify_winners=reader.flag("notify_winners", True),
+            won=_template(reader, kind, "won", _WON, _WON_FIELDS),
+            won_in_group=_template(reader, kind, "won_in_group", _WON_IN_GROUP, _WON_FIELDS),
             announce=_template(reader, kind, "announce", default_announce, _ANNOUNCE_FIELDS),
             result=_template(reader, kind, "result", _RESULT, _RESULT_FIELDS),
             entered=_template(reader, kind, "entered", _ENTERED, _REPLY_FIELDS),
@@ -423,8 +432,10 @@ class GiveawayCampaign:
             },
         )
         decisions = [published]
-        if self.prize_points:
-            for place, winner in enumerate(winners, start=1):
+        for place, winner in enumerate(winners, start=1):
+            awards: tuple[AwardPoints, ...] = ()
+            said = f"won the giveaway (place {place})"
+            if self.prize_points:
                 award = AwardPoints(
                     member=winner,
                     points=self.prize_points,
@@ -432,15 +443,79 @@ class GiveawayCampaign:
                     key=f"{self.source}:prize:{winner}",
                     multiply=False,
                 )
+                awards = (award,)
+                said += f": {self.prize_points} points"
+            actions: tuple[Action, ...] = ()
+            fallbacks: dict[str, tuple[Action, ...]] = {}
+            if self.notify_winners:
+                actions, fallbacks, how = self._tell(tick, winner, place, group)
+                said += f"; {how}"
+            if awards or actions:
                 decisions.append(
                     Decision(
                         source=self.source,
-                        explanation=f"won the giveaway (place {place}): {self.prize_points} points",
-                        awards=(award,),
+                        explanation=said,
+                        awards=awards,
+                        actions=actions,
+                        fallbacks=fallbacks,
                         member=winner,
                     )
                 )
         return decisions
+
+    def _tell(
+        self, tick: TickContext, winner: str, place: int, group: Group | None
+    ) -> tuple[tuple[Action, ...], dict[str, tuple[Action, ...]], str]:
+        """The message telling a winner: a direct message where a platform of theirs
+        allows one (the giveaway's group's platform first), with a mention in the
+        group as its fallback; else the mention alone. Also says how."""
+        member = tick.member(winner)
+        if member is None:
+            return (), {}, "not told: unknown member"
+        fields = {
+            "name": member.display_name.strip() or winner,
+            "prize": self._prize(),
+            "place": place,
+            "prize_points": self.prize_points,
+        }
+        moment = tick.now.isoformat()
+        in_group: tuple[Action, ...] = ()
+        identity = member.identity_on(group.platform) if group is not None else None
+        if group is not None and identity is not None:
+            shown = mention(member.display_name, identity.user_id)
+            in_group = (
+                SendMessage(
+                    action_id=stable_id(self.name, "won-group", winner, moment),
+                    platform=group.platform,
+                    group=group.group_id,
+                    user=identity.user_id,
+                    source=self.source,
+                    reason="giveaway winner (mention)",
+                    text=self.won_in_group.format(mention=shown, **fields),
+                ),
+            )
+        platforms = [group.platform] if group is not None else []
+        platforms += sorted({i.platform for i in member.identities} - set(platforms))
+        for platform in platforms:
+            caps = tick.capabilities.get(platform)
+            mine = member.identity_on(platform)
+            if mine is None or caps is None:
+                continue
+            if not (caps.direct_messages and caps.can("send_direct_message")):
+                continue
+            dm = SendDirectMessage(
+                action_id=stable_id(self.name, "won", winner, moment),
+                platform=platform,
+                user=mine.user_id,
+                source=self.source,
+                reason="giveaway winner",
+                text=self.won.format(mention=mention(member.display_name, mine.user_id), **fields),
+            )
+            fallbacks = {dm.action_id: in_group} if in_group else {}
+            return (dm,), fallbacks, "told by direct message"
+        if in_group:
+            return in_group, {}, "told in the group (no direct messages)"
+        return (), {}, "not told: no direct messages and no group"
 
 
 # ---------------------------------------------------------------- red packet

@@ -460,8 +460,9 @@ class TickContext:
     the community: ``members()`` (every member with their state), ``state(id)``,
     ``rule_states(name)`` (every member rule ``name`` remembers something about,
     with it), ``groups_of(id)`` (keys of the configured groups the member is in),
-    ``group_size(key)`` and ``warnings(id)``. Built with only the first three, the
-    others are empty.
+    ``group_size(key)``, ``warnings(id)`` and ``already_awarded(key)`` (whether a
+    ledger operation with that idempotency key was applied: a red packet's shares).
+    Built with only the first three, the others are empty.
     """
 
     __slots__ = ("_source", "capabilities", "community", "moment", "now")
@@ -508,6 +509,12 @@ class TickContext:
     def warnings(self, member_id: str) -> int:
         source = self._source
         return 0 if source is None else source.warnings(member_id)
+
+    def already_awarded(self, key: str) -> bool:
+        """Whether a ledger operation with idempotency ``key`` was applied (``False``
+        when the source does not know: it has no ``already_awarded``)."""
+        found = getattr(self._source, "already_awarded", None)
+        return bool(found(key)) if callable(found) else False
 
 
 class TickSource(Protocol):

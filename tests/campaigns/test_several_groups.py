@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from communitykit.builtins.campaigns.referral import referral_code
 from communitykit.cli import main
 
@@ -134,3 +136,16 @@ def test_members_in_two_groups(tmp_path: Path) -> None:
     assert summary["points"]["pending"] == 0
     assert members["console:ana"]["balance"] == 5 + 5 + 50
     assert not [e for e in referral if e["member"] != "console:ana"]
+
+
+def test_a_campaign_naming_an_unknown_group_is_refused_at_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG + 'group = "c"\n', encoding="utf-8")  # the referral's link group
+    events = tmp_path / "events.jsonl"
+    events.write_text("", encoding="utf-8")
+    assert main(["simulate", str(config), str(events), "--out", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err
+    assert 'campaigns[2].group: unknown group "c" in campaign "referral" (type referral)' in err
+    assert not (tmp_path / "out").exists()

@@ -1006,8 +1006,8 @@ class Engine:
                 points = self._multiplied(points, multiplier)
             if points <= 0:
                 return
-        if expires_at is None and self.expire_after is not None:
-            expires_at = at + self.expire_after
+        if expires_at is None and self.expire_after is not None and not pending_credit:
+            expires_at = at + self.expire_after  # a pending credit's counts from its confirmation
         try:
             if pending_credit:
                 self.ledger.award_pending(
@@ -1081,7 +1081,10 @@ class Engine:
         try:
             if isinstance(order, ConfirmPoints):
                 written = ledger.size
-                credit = ledger.confirm(found.entry_id, at=at, key=order.key)
+                expires_at = found.expires_at
+                if expires_at is None and self.expire_after is not None:
+                    expires_at = at + self.expire_after
+                credit = ledger.confirm(found.entry_id, at=at, key=order.key, expires_at=expires_at)
                 if credit is not None and ledger.size > written:
                     pending.touched.add(credit.member)
                     if "communitykit_points_awarded" in pending.listening:

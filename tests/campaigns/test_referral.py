@@ -323,3 +323,21 @@ async def test_a_code_with_a_lowercase_prefix_is_found_in_any_case() -> None:
     await app.feed([joined("bo", T0 + timedelta(hours=1), invite=code.upper())])
     await app.feed([say("bo", 1, T0 + timedelta(hours=2))])
     assert app.balance("console:ana") == 50
+
+
+async def test_a_confirmed_reward_expires_counting_from_its_confirmation() -> None:
+    config = (
+        CONFIG.replace("[[campaigns]]", "[points]\nexpire_after_days = 5\n\n[[campaigns]]")
+        + 'condition = "days"\nstay_days = 7\n'
+    )
+    app, clock = build(config)
+    await app.feed([joined("ana", T0), command("ana", "invite", at=T0)])
+    t1 = T0 + timedelta(hours=1)
+    await app.feed([joined("bo", t1, invite=referral_code("console:ana"))])
+    # confirmed at the daily check after 7 days, though points expire after 5
+    await app.engine.advance_to(t1 + timedelta(days=8), clock.set)
+    assert app.balance("console:ana") == 50
+    (credit,) = [e for e in app.history("console:ana") if e.kind.value == "credit"]
+    assert credit.expires_at == credit.at + timedelta(days=5)
+    await app.engine.advance_to(credit.at + timedelta(days=5, minutes=1), clock.set)
+    assert app.balance("console:ana") == 0

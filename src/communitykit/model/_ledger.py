@@ -687,14 +687,28 @@ class Ledger:
             self._requested[seq] = member
         return self._entry(seq)
 
-    def confirm(self, pending_id: str, *, at: datetime, key: str | None = None) -> Entry | None:
+    def confirm(
+        self,
+        pending_id: str,
+        *,
+        at: datetime,
+        key: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Entry | None:
         """Turn a pending credit into a real one (daily caps apply on the day confirmed).
 
-        Returns the credit, or ``None`` when a daily cap or the credit's expiry left
-        nothing to give (a cancellation is recorded then).
+        The credit expires when the pending credit said, or at ``expires_at`` when
+        the pending credit said nothing (points that expire some time after they
+        are earned: counted from the confirmation). Returns the credit, or ``None``
+        when a daily cap or the credit's expiry left nothing to give (a
+        cancellation is recorded then).
         """
         pseq = self._pending(pending_id)
-        member, _, _, reason, _, pkey, amount, expires_at = self._rows[pseq]
+        member, _, _, reason, _, pkey, amount, expires_at_pending = self._rows[pseq]
+        if expires_at_pending is not None or expires_at is None:
+            expires_at = expires_at_pending
+        else:
+            _check_at("expires_at", expires_at)
         key = key if key is not None else f"{pkey}:confirm"
         known = self._keys.get(key)
         if known is not None:

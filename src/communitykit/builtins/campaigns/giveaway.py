@@ -5,7 +5,8 @@ group the SHA-256 of a secret seed (the commitment); members enter with a
 command until ``draws`` (or the draw is over a segment of the active members);
 at ``draws`` it picks the winners with :func:`~communitykit.model._draws.draw`
 and publishes the seed, so anyone can recompute the result
-(:func:`verify`, :func:`verify_draw`).
+(:func:`verify`, :func:`verify_draw`), and tells each winner by direct message
+(a mention in the group where that cannot be).
 
 ``red_packet``: a staff member sends ``/red_packet TOTAL N``; the first ``N``
 members to send ``/grab CODE`` each get a random share, the shares summing to

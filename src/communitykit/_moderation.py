@@ -428,3 +428,6 @@ class EngineTickSource:
     def warnings(self, member_id: str) -> int:
         engine = self._engine
         return len(engine.moderation.warnings(member_id, engine.clock.now()))
+
+    def already_awarded(self, key: str) -> bool:
+        return self._engine.ledger.has_key(key)

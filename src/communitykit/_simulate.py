@@ -259,6 +259,8 @@ def _write_outputs(
             out.write(_dumps(entry.to_dict()) + "\n")
             if entry.kind is EntryKind.CREDIT:
                 points["issued"] += entry.points
+                if entry.refers_to is not None:  # a pending credit confirmed
+                    points["pending"] -= entry.amount
             elif entry.kind is EntryKind.DEBIT:
                 points["spent"] -= entry.points
             elif entry.kind is EntryKind.EXPIRY:
@@ -266,7 +268,9 @@ def _write_outputs(
             elif entry.kind is EntryKind.REVERSAL:
                 points["reversed"] -= entry.points
             elif entry.kind is EntryKind.PENDING:
-                points["pending"] += entry.amount
+                points["pending"] += entry.amount  # still waiting: until confirmed or cancelled
+            elif entry.kind is EntryKind.CANCELLATION:
+                points["pending"] -= entry.amount
     from communitykit.builtins.campaigns.checkin import CheckinCampaign, effective_streak
 
     checkins = [c for c in engine.campaigns if isinstance(c, CheckinCampaign)]

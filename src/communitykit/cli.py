@@ -444,7 +444,9 @@ def _cmd_points_history(args: argparse.Namespace) -> int:
                 entry.idempotency_key,
             )
         out.print(table)
-        out.print(f"balance {app.balance(member.member_id)}")
+        waiting = app.engine.ledger.pending_points(member.member_id)
+        shown = f"; {waiting} pending" if waiting else ""
+        out.print(f"balance {app.balance(member.member_id)}{shown}")
     finally:
         app.close()
     return 0

@@ -955,8 +955,13 @@ class _Loader:
             parts: _KeyPath = (section, index)
             kind = self.name(table, parts, "type", f"the {what} type")
             enabled = self.boolean(table, parts, "enabled", True)
+            owner = None
+            if section == "campaigns":
+                owner = f"campaign {_quote(str(table.get('name', kind)))} (type {kind})"
             if "groups" in table:
-                self.group_refs(table["groups"], (*parts, "groups"), group_keys)
+                self.group_refs(table["groups"], (*parts, "groups"), group_keys, owner)
+            if owner is not None:
+                self.campaign_group_refs(table, parts, group_keys, owner)
             settings = {
                 key: _freeze(item, _is_secret_name(key))
                 for key, item in table.items()
@@ -967,24 +972,47 @@ class _Loader:
             )
         return tuple(found)
 
-    def group_refs(self, value: Any, parts: _KeyPath, group_keys: list[str]) -> None:
+    def campaign_group_refs(
+        self, table: Mapping[str, Any], parts: _KeyPath, group_keys: list[str], owner: str
+    ) -> None:
+        """A campaign's other settings naming groups: ``group`` and ``<what>_group``
+        (a group key), ``<what>_groups`` (an array of them)."""
+        for key, item in table.items():
+            if key == "group" or key.endswith("_group"):
+                if isinstance(item, str) and item.strip():
+                    self.group_ref(item.strip(), (*parts, key), group_keys, owner)
+            elif key.endswith("_groups") and isinstance(item, list):
+                self.group_refs(item, (*parts, key), group_keys, owner)
+
+    def group_refs(
+        self, value: Any, parts: _KeyPath, group_keys: list[str], owner: str | None = None
+    ) -> None:
         expected = "an array of group keys"
         if not isinstance(value, list):
             raise self.wrong(parts, expected, value)
         for index, item in enumerate(value):
             if not isinstance(item, str):
                 raise self.wrong((*parts, index), "a group key (a string)", item)
-            if item not in group_keys:
-                close = difflib.get_close_matches(item, group_keys, n=1)
-                if close:
-                    hint = f'did you mean "{close[0]}"?'
-                elif group_keys:
-                    hint = "the groups are " + ", ".join(_quote(key) for key in group_keys)
-                else:
-                    hint = "no [[groups]] are configured"
-                raise self.error(
-                    (*parts, index),
-                    expected="the key of a [[groups]] entry",
-                    found=_quote(item),
-                    detail=f"unknown group {_quote(item)}; {hint}",
-                )
+            self.group_ref(item, (*parts, index), group_keys, owner)
+
+    def group_ref(
+        self, item: str, parts: _KeyPath, group_keys: list[str], owner: str | None = None
+    ) -> None:
+        """``item`` must be the key of a configured group (``owner``: the campaign
+        the setting is of, named in the message)."""
+        if item in group_keys:
+            return
+        close = difflib.get_close_matches(item, group_keys, n=1)
+        if close:
+            hint = f'did you mean "{close[0]}"?'
+        elif group_keys:
+            hint = "the groups are " + ", ".join(_quote(key) for key in group_keys)
+        else:
+            hint = "no [[groups]] are configured"
+        where = f" in {owner}" if owner is not None else ""
+        raise self.error(
+            parts,
+            expected="the key of a [[groups]] entry",
+            found=_quote(item),
+            detail=f"unknown group {_quote(item)}{where}; {hint}",
+        )

@@ -58,12 +58,15 @@ from communitykit.model import (
     AuditKind,
     AwardPoints,
     Ban,
+    CancelPoints,
     Capabilities,
     Community,
+    ConfirmPoints,
     CreateInviteLink,
     Decision,
     DeclineJoin,
     Entry,
+    EntryKind,
     Event,
     IdentityGraph,
     Kick,
@@ -802,10 +805,11 @@ class Engine:
                 changes["display_name"] = event.display_name
         elif isinstance(event, MemberLeft):
             hook = "communitykit_member_left"
-            banned = event.reason.value == "banned"
-            changes["status"] = MemberStatus.BANNED if banned else MemberStatus.LEFT
-            if member.joined_at is None or event.at >= member.joined_at:
-                changes["left_at"] = event.at
+            if not self._in_another_group(event, member.member_id):  # out of every group: gone
+                banned = event.reason.value == "banned"
+                changes["status"] = MemberStatus.BANNED if banned else MemberStatus.LEFT
+                if member.joined_at is None or event.at >= member.joined_at:
+                    changes["left_at"] = event.at
         elif (
             isinstance(event, MemberPaid)
             and event.valid_until is not None
@@ -819,6 +823,15 @@ class Engine:
         if hook is not None and hook in pending.listening:
             pending.notes.append((hook, {"member": member, "event": event}))
         return member
+
+    def _in_another_group(self, event: MemberLeft, member_id: str) -> bool:
+        """Whether a member leaving ``event``'s group is still in another configured
+        group (then they stay a member of the community)."""
+        groups = self.moderation.member_groups(member_id)
+        if not groups or event.group is None:
+            return False
+        group = self.community.group(event.platform, event.group)
+        return bool(groups - {group.key}) if group is not None else True
 
     @staticmethod
     def _rule_failed(name: str, event: Event, exc: Exception) -> None:
@@ -849,6 +862,10 @@ class Engine:
         pending.decisions.append(decision)
         for award in decision.awards:
             self._award(award, at, pending)
+        for confirm in decision.confirms:
+            self._settle(confirm, decision.source, at, pending)
+        for cancel in decision.cancels:
+            self._settle(cancel, decision.source, at, pending)
         if (
             decision.strike
             or decision.state is not None
@@ -989,8 +1006,8 @@ class Engine:
                 points = self._multiplied(points, multiplier)
             if points <= 0:
                 return
-        if expires_at is None and self.expire_after is not None:
-            expires_at = at + self.expire_after
+        if expires_at is None and self.expire_after is not None and not pending_credit:
+            expires_at = at + self.expire_after  # a pending credit's counts from its confirmation
         try:
             if pending_credit:
                 self.ledger.award_pending(
@@ -1020,6 +1037,63 @@ class Engine:
             if strict:
                 raise
             log.warning("award.refused", member=member_id, key=key, error=str(exc))
+
+    def _settle(
+        self, order: ConfirmPoints | CancelPoints, source: str, at: datetime, pending: _Pending
+    ) -> None:
+        """Confirm or cancel a pending award by its key; once, and only while pending."""
+        ledger = self.ledger
+        verb = "confirm" if isinstance(order, ConfirmPoints) else "cancel"
+        if ledger.has_key(order.key):
+            return  # this very confirmation or cancellation was applied before
+        found = ledger.result_for(order.award) if ledger.has_key(order.award) else None
+        if not isinstance(found, Entry) or found.kind is not EntryKind.PENDING:
+            log.info(
+                "points.not_pending",
+                source=source,
+                member=order.member,
+                award=order.award,
+                action=verb,
+                found=None if not isinstance(found, Entry) else found.kind.value,
+            )
+            return
+        if ledger.account_of(order.member) != ledger.account_of(found.member):
+            log.warning(
+                "points.settle_refused",
+                source=source,
+                member=order.member,
+                award=order.award,
+                error=f"the pending award is {found.member}'s",
+            )
+            return
+        settled = ledger.settled_by(found.entry_id)
+        if settled is not None:
+            log.info(
+                "points.already_settled",
+                source=source,
+                member=order.member,
+                award=order.award,
+                action=verb,
+                by=settled,
+                reason=order.reason,
+            )
+            return
+        try:
+            if isinstance(order, ConfirmPoints):
+                written = ledger.size
+                expires_at = found.expires_at
+                if expires_at is None and self.expire_after is not None:
+                    expires_at = at + self.expire_after
+                credit = ledger.confirm(found.entry_id, at=at, key=order.key, expires_at=expires_at)
+                if credit is not None and ledger.size > written:
+                    pending.touched.add(credit.member)
+                    if "communitykit_points_awarded" in pending.listening:
+                        note = {"member_id": credit.member, "entry": written}
+                        pending.notes.append(("communitykit_points_awarded", note))
+            else:
+                ledger.cancel(found.entry_id, at=at, reason=order.reason, key=order.key)
+        except ModelError as exc:
+            log.warning("points.settle_refused", source=source, award=order.award, error=str(exc))
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from communitykit import (
     Action,
+    Capabilities,
     CommandInvoked,
     MemberJoined,
     MemberState,
@@ -275,6 +276,53 @@ def test_the_draw_publishes_the_seed_and_winners_anyone_can_verify() -> None:
     assert all(d.awards[0].points == 30 for d in prizes)
 
 
+WON = {
+    "won": "🎉 {name} 恭喜你在抽奖{prize}中获得第 {place} 名",
+    "won_in_group": "🎉 {mention} 中奖了",
+}
+
+
+def test_winners_are_told_by_direct_message_with_a_mention_in_the_group_as_fallback() -> None:
+    everyone = people(("m1", "1", frozenset(), "member"), ("m2", "2", frozenset(), "member"))
+    campaign = giveaway(entry="segment", winners=2, prize="红包封面", **WON)
+    published, *told = campaign.on_schedule(tick(DRAWS, FakeSource(members=everyone)))
+    assert published.state is not None
+    winners = published.state["winners"]
+    for place, (decision, winner) in enumerate(zip(told, winners, strict=True), start=1):
+        assert decision.member == winner and not decision.awards
+        (dm,) = decision.actions
+        assert isinstance(dm, SendDirectMessage)
+        assert (dm.platform, dm.user) == ("tg", winner[1])
+        assert dm.text == f"🎉 用户{winner[1]} 恭喜你在抽奖 (红包封面)中获得第 {place} 名"
+        (mention,) = decision.fallbacks[dm.action_id]
+        assert isinstance(mention, SendMessage) and mention.group == "-1"
+        assert mention.text == f"🎉 @用户{winner[1]} 中奖了"
+
+
+def test_where_the_platform_has_no_direct_messages_winners_are_mentioned_in_the_group() -> None:
+    everyone = people(("m1", "1", frozenset(), "member"))
+    no_dms = Capabilities(actions={"send_message"}, direct_messages=False)
+    now = TickContext(
+        now=DRAWS,
+        community=community(),
+        capabilities={"tg": no_dms},
+        source=FakeSource(members=everyone),
+    )
+    _published, told = giveaway(entry="segment", winners=1, **WON).on_schedule(now)
+    (mention,) = told.actions
+    assert isinstance(mention, SendMessage) and mention.text == "🎉 @用户1 中奖了"
+    assert not told.fallbacks and "no direct messages" in told.explanation
+
+
+def test_winners_are_not_told_when_notify_winners_is_off() -> None:
+    everyone = people(("m1", "1", frozenset(), "member"))
+    quiet = giveaway(entry="segment", winners=1, notify_winners=False)
+    (published,) = quiet.on_schedule(tick(DRAWS, FakeSource(members=everyone)))
+    assert published.state is not None and published.state["winners"] == ["m1"]
+    with pytest.raises(ModelError, match="won may use the placeholders"):
+        giveaway(won="{seed}")
+
+
 def test_a_segment_draw_is_over_the_active_members_of_the_segment() -> None:
     everyone = people(
         ("m1", "1", frozenset({"vip"}), "gold"),
@@ -288,8 +336,9 @@ def test_a_segment_draw_is_over_the_active_members_of_the_segment() -> None:
     assert by_tier.eligible_members(tick(DRAWS, source)) == ["m1", "m2"]
     everybody = giveaway(entry="segment")
     assert everybody.eligible_members(tick(DRAWS, source)) == ["m1", "m2", "m3"]
-    (published,) = by_tag.on_schedule(tick(DRAWS, source))
+    published, *told = by_tag.on_schedule(tick(DRAWS, source))
     assert published.state is not None and sorted(published.state["winners"]) == ["m1", "m3"]
+    assert sorted(d.member or "" for d in told) == ["m1", "m3"]
 
 
 # ------------------------------------------------------------ through the engine
@@ -379,6 +428,8 @@ async def test_a_giveaway_through_the_engine_across_the_dst_change() -> None:
         assert app.balance(m) == (50 if m in result["winners"] else 0)
     texts = [i.action.text for i in app.store.outbox() if isinstance(i.action, SendMessage)]
     assert any(seed in t and "winners" in t for t in texts)
+    told = [i.action for i in app.store.outbox() if isinstance(i.action, SendDirectMessage)]
+    assert sorted(f"console:{a.user}" for a in told if "won" in a.text) == sorted(result["winners"])
     app.close()
 
 
@@ -396,8 +447,11 @@ def test_a_giveaway_in_an_unknown_group_still_draws_and_remembers_the_result() -
     campaign = giveaway(group="nowhere", entry="segment", winners=1)
     (opening,) = campaign.on_schedule(tick(OPENS))
     assert opening.empty  # nothing to announce, nowhere to announce it
-    (published,) = campaign.on_schedule(tick(DRAWS, FakeSource(members=everyone)))
+    published, told = campaign.on_schedule(tick(DRAWS, FakeSource(members=everyone)))
     assert not published.actions and "not announced" in published.explanation
+    # the winner is still told privately (no group to fall back to)
+    (dm,) = told.actions
+    assert isinstance(dm, SendDirectMessage) and not told.fallbacks
     assert published.state is not None and len(published.state["winners"]) == 1
 
 

@@ -15,18 +15,21 @@ from communitykit import (
     CommandInvoked,
     Decision,
     MemberJoined,
+    MemberState,
     Role,
+    RuleContext,
     Secret,
     SendDirectMessage,
     SendMessage,
+    TickContext,
 )
 from communitykit._errors import ModelError
 from communitykit.builtins.campaigns.giveaway import RedPacketCampaign, split
 from communitykit.testing import memory_app
 from tests.engine.doubles import ScriptedAdapter
-from tests.rules.membership_helpers import member
+from tests.rules.membership_helpers import EVERYTHING, FakeSource, community, member
 
-from .helpers import context
+from .helpers import TIER, context
 
 T0 = datetime(2026, 3, 8, 6, 30, tzinfo=UTC)
 SECRET = "社区红包的签名密钥-abcdefghijklmnop"
@@ -252,6 +255,18 @@ def test_the_secret_never_shows_in_a_repr() -> None:
     assert SECRET not in repr(campaign)
 
 
+NEW_YORK = "America/New_York"  # daylight saving time starts on 2026-03-08
+SCHEDULED = {
+    "schedule": "0 20 * * *",
+    "schedule_total": 30,
+    "schedule_count": 3,
+    "schedule_group": "main",
+    "secret": SECRET,
+    "timezone": NEW_YORK,
+    "scheduled": "🧧 社区红包 {total} 积分 {count} 份 发送 /{command} {code}",
+}
+
+
 @pytest.mark.parametrize(
     ("settings", "words"),
     [
@@ -263,6 +278,17 @@ def test_the_secret_never_shows_in_a_repr() -> None:
         ({"max_count": 0}, ["max_count"]),
         ({"grabbed": "{seed}"}, ["grabbed", "unknown: seed"]),
         ({"amount": 5}, ["unknown settings: amount"]),
+        ({"schedule": "0 20 * * *"}, ["secret is required"]),
+        ({"schedule": "0 25 * * *", "secret": SECRET}, ["schedule", "hour"]),
+        ({**SCHEDULED, "schedule_count": 0}, ["schedule_count"]),
+        ({**SCHEDULED, "schedule_total": 2}, ["schedule_total"]),
+        ({**SCHEDULED, "schedule_group": ""}, ["schedule_group"]),
+        ({**SCHEDULED, "missed": "later"}, ["missed", "'skip' or 'catch_up'"]),
+        ({**SCHEDULED, "scheduled": "{seed}"}, ["scheduled", "unknown: seed"]),
+        ({"schedule_total": 30}, ["schedule_total applies with schedule only"]),
+        ({"expires_after": "0h"}, ["expires_after"]),
+        ({"expires_after": "soon"}, ["expires_after"]),
+        ({"timezone": "Beijing"}, ["timezone", "IANA"]),
     ],
 )
 def test_bad_settings_name_the_key(settings: Mapping[str, Any], words: list[str]) -> None:
@@ -372,4 +398,257 @@ async def test_a_red_packet_through_the_engine() -> None:
     assert app.balance("console:boss") == 40
     posts = [i.action.text for i in app.store.outbox() if isinstance(i.action, SendMessage)]
     assert any("not enough" in p for p in posts)
+    app.close()
+
+
+# ------------------------------------------------ scheduled packets and expiry
+
+
+def ticked(
+    campaign: RedPacketCampaign, ledger: Ledger, now: datetime, moment: datetime | None = None
+) -> list[Decision]:
+    """Run the campaign's scheduled work the way the engine does."""
+    source = FakeSource(rule_states={campaign.name: dict(ledger.states)}, paid=ledger.keys)
+    tick = TickContext(
+        now=now,
+        moment=moment,
+        community=community(timezone=NEW_YORK),
+        capabilities={"tg": EVERYTHING},
+        source=source,
+    )
+    decisions = list(campaign.on_schedule(tick))
+    for decision in decisions:
+        ledger.apply(decision, "")
+    return decisions
+
+
+def test_a_scheduled_packet_opens_at_each_moment_once_across_the_dst_change() -> None:
+    campaign = packet(**SCHEDULED)
+    first = campaign.next_run(datetime(2026, 3, 7, 12, tzinfo=UTC))
+    assert first == datetime(2026, 3, 8, 1, tzinfo=UTC)  # 20:00 EST
+    assert campaign.next_run(first) == datetime(2026, 3, 9, 0, tzinfo=UTC)  # 20:00 EDT
+    ledger = Ledger()
+    (opened,) = ticked(campaign, ledger, first)
+    (post,) = opened.actions
+    assert isinstance(post, SendMessage) and post.group == "-1"
+    assert post.text.startswith("🧧 社区红包 30 积分 3 份 发送 /grab 30x3-")
+    assert opened.state is not None and opened.state["funded_by_community"] is True
+    assert ticked(campaign, ledger, first) == []  # the same moment again: nothing
+    code = post.text.rsplit(" ", 1)[1]
+    for n, user in enumerate(["2", "3", "4", "5"]):
+        grab(campaign, ledger, n, user, code)
+    assert sorted(ledger.paid.values()) == sorted(split(30, 3, code.split("-")[1][:10]))
+    assert "madmin" not in ledger.paid and "admin" not in ledger.paid  # nobody paid for it
+
+
+def test_missed_scheduled_packets_are_skipped_or_caught_up_once() -> None:
+    moment = datetime(2026, 3, 8, 1, tzinfo=UTC)
+    late = moment + timedelta(days=2, hours=3)  # two moments missed while down
+    assert ticked(packet(**SCHEDULED), Ledger(), late, moment) == []
+    catch_up = packet(**SCHEDULED, missed="catch_up")
+    ledger = Ledger()
+    (opened,) = ticked(catch_up, ledger, late, moment)
+    assert opened.state is not None
+    assert opened.state["opened"] == datetime(2026, 3, 10, 0, tzinfo=UTC).isoformat()
+    later = datetime(2026, 3, 9, 0, tzinfo=UTC)
+    assert ticked(catch_up, ledger, late, later) == []  # the next missed moment: sent already
+
+
+def test_unclaimed_shares_go_back_to_the_opener_once_the_packet_expires() -> None:
+    campaign = packet(expires_after="2h")
+    ledger = Ledger()
+    code = open_packet(campaign, ledger, 60, 3)
+    (record,) = (m for m in ledger.states if m.startswith("packet:"))
+    grab(campaign, ledger, 1, "2", code)
+    opened_at = T0
+    expiry = opened_at + timedelta(hours=2)
+    assert campaign.next_run(T0, tick_of(ledger, T0)) == expiry
+    assert ticked(campaign, ledger, expiry - timedelta(seconds=1), expiry) == []
+    (closed,) = ticked(campaign, ledger, expiry, expiry)
+    amounts = split(60, 3, record.removeprefix("packet:"))
+    (refund,) = closed.awards
+    assert (refund.member, refund.points) == ("admin", amounts[1] + amounts[2])
+    assert closed.state is not None and closed.state["unclaimed"] == 2
+    assert ticked(campaign, ledger, expiry + timedelta(days=1), expiry) == []  # closed: once
+    assert campaign.next_run(expiry, tick_of(ledger, expiry)) is None
+    late = grab_at(campaign, ledger, "3", code, expiry + timedelta(minutes=1))
+    assert late is not None and not late.awards and "expired" in text(late.actions[0])
+    assert ledger.paid == {"m2": amounts[0], "admin": amounts[1] + amounts[2]}
+
+
+def test_a_grab_after_the_expiry_moment_is_refused_before_the_packet_is_closed() -> None:
+    campaign = packet(expires_after="30m")
+    ledger = Ledger()
+    code = open_packet(campaign, ledger, 10, 2)
+    late = grab_at(campaign, ledger, "2", code, T0 + timedelta(minutes=30))
+    assert late is not None and not late.awards
+
+
+def test_an_expired_community_packet_records_its_unclaimed_shares() -> None:
+    campaign = packet(**SCHEDULED, expires_after="1h")
+    ledger = Ledger()
+    first = datetime(2026, 3, 8, 1, tzinfo=UTC)
+    (_opened,) = ticked(campaign, ledger, first, first)
+    expiry = first + timedelta(hours=1)
+    assert campaign.next_run(first, tick_of(ledger, first)) == expiry
+    (closed,) = ticked(campaign, ledger, expiry, expiry)
+    assert closed.awards == () and closed.state is not None
+    assert (closed.state["unclaimed"], closed.state["unclaimed_points"]) == (3, 30)
+    assert closed.state["refunded"] == 0
+
+
+@given(
+    count=st.integers(1, 6),
+    extra=st.integers(0, 40),
+    grabs=st.lists(st.tuples(st.integers(2, 9), st.integers(0, 180)), max_size=12),
+    checks=st.lists(st.integers(0, 240), max_size=5),
+)
+def test_each_share_is_paid_once_to_a_grabber_or_back_to_the_opener(
+    count: int, extra: int, grabs: list[tuple[int, int]], checks: list[int]
+) -> None:
+    total = count + extra
+    campaign = packet(expires_after="2h")
+    ledger = Ledger()
+    code = open_packet(campaign, ledger, total, count)
+    events = [(minutes, "grab", user) for user, minutes in grabs]
+    events += [(minutes, "tick", 0) for minutes in checks]
+    for n, (minutes, kind, user) in enumerate(sorted(events)):
+        now = T0 + timedelta(minutes=minutes)
+        if kind == "grab":
+            grab_at(campaign, ledger, str(user), code, now, n)
+        else:
+            due = campaign.next_run(T0, tick_of(ledger, T0))
+            if due is not None and due <= now:
+                ticked(campaign, ledger, now, due)
+    ticked(campaign, ledger, T0 + timedelta(hours=5), T0 + timedelta(hours=2))
+    assert sum(ledger.paid.values()) == total  # every point: grabbed, or refunded
+    grabbed = {m: p for m, p in ledger.paid.items() if m != "admin"}
+    assert len(grabbed) <= count
+    first: dict[str, int] = {}
+    for user, minutes in grabs:
+        first[f"m{user}"] = min(first.get(f"m{user}", minutes), minutes)
+    assert all(first[m] < 120 for m in grabbed)  # nothing is grabbed once it expired
+
+
+def tick_of(ledger: Ledger, now: datetime) -> TickContext:
+    source = FakeSource(rule_states={"red_packet": dict(ledger.states)}, paid=ledger.keys)
+    return TickContext(now=now, community=community(), capabilities={}, source=source)
+
+
+def grab_at(
+    campaign: RedPacketCampaign, ledger: Ledger, user: str, code: str, at: datetime, n: int = 0
+) -> Decision | None:
+    """A grab at ``at``, seeing the packet's record the way the engine shows it."""
+    who = member(f"m{user}", user=user, name=f"用户{user}")
+    event = command(100 + n, user, "grab", code, at=at)
+    states = ledger.states
+    ctx = RuleContext(
+        event=event,
+        member=who,
+        state=MemberState(member_id=who.member_id, tier="member", tier_since=at),
+        tier=TIER,
+        balance=0,
+        community=community(),
+        capabilities=EVERYTHING,
+        now=at,
+        cap_remaining=lambda _reason: None,
+        member_of=lambda _platform, _user: None,
+        already_awarded=lambda key: key in ledger.keys,
+        rule_state=lambda _name: states.get(who.member_id, {}),
+        rule_state_of=lambda _name, other: states.get(other, {}),
+    )
+    decision = campaign.on_event(ctx)
+    ledger.apply(decision, who.member_id)
+    return decision
+
+
+SCHEDULED_CONFIG = """
+[community]
+name = "红包社区"
+timezone = "America/New_York"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "main"
+
+[points]
+message = 0
+reaction_received = 0
+
+[[campaigns]]
+type = "red_packet"
+secret = "社区红包的签名密钥-abcdefghijklmnop"
+schedule = "0 20 * * *"
+schedule_total = 30
+schedule_count = 3
+schedule_group = "main"
+expires_after = "2h"
+scheduled = "🧧 今晚的社区红包 {total} 积分 {count} 份 发送 /{command} {code}"
+"""
+
+
+@pytest.mark.anyio
+async def test_scheduled_packets_and_refunds_through_the_engine_across_dst() -> None:
+    start = datetime(2026, 3, 7, 12, tzinfo=UTC)
+    app, clock = memory_app(
+        config_text=SCHEDULED_CONFIG, adapters={"console": ScriptedAdapter()}, start=start
+    )
+    app.open()
+    users = ["boss", "ana", "bo"]
+    await app.feed(
+        [
+            MemberJoined(event_id=f"j{i}", platform="console", group="main", user=u, at=start)
+            for i, u in enumerate(users)
+        ]
+    )
+    await app.set_role("console:boss", Role.OWNER)
+    await app.award("console:boss", 100, reason="seed money", key="seed-money")
+    # the boss's own packet at 19:00 EST: two of four shares are never grabbed
+    opening = CommandInvoked(
+        event_id="o1",
+        platform="console",
+        group="main",
+        user="boss",
+        at=datetime(2026, 3, 8, 0, tzinfo=UTC),
+        command="red_packet",
+        args=("40", "4"),
+    )
+    await app.engine.advance_to(opening.at, clock.set)
+    await app.feed([opening])
+    assert app.balance("console:boss") == 60
+
+    def codes(marker: str) -> list[str]:
+        posts = [i.action.text for i in app.store.outbox() if isinstance(i.action, SendMessage)]
+        return [p.split("/grab ")[1].split()[0] for p in posts if marker in p]
+
+    (own,) = codes("opened a red packet")
+    at = opening.at + timedelta(minutes=1)
+    await app.feed([grab_event(1, "ana", own, at), grab_event(2, "bo", own, at)])
+    grabbed = app.balance("console:ana") + app.balance("console:bo")
+    # 20:00 EST the first scheduled packet, 22:00 the boss's packet closes
+    await app.engine.advance_to(datetime(2026, 3, 8, 2, 30, tzinfo=UTC), clock.set)
+    assert app.balance("console:boss") == 60 + (40 - grabbed)  # the unclaimed shares back
+    (first,) = codes("今晚的社区红包")
+    await app.feed([grab_event(3, "ana", first, datetime(2026, 3, 8, 1, 5, tzinfo=UTC))])
+    # the next evening is EDT: 20:00 there is 00:00 UTC
+    await app.engine.advance_to(datetime(2026, 3, 9, 3, tzinfo=UTC), clock.set)
+    evening = [
+        i.created_at
+        for i in app.store.outbox()
+        if "今晚的社区红包" in getattr(i.action, "text", "")
+    ]
+    assert [m.isoformat() for m in evening] == [
+        "2026-03-08T01:00:00+00:00",
+        "2026-03-09T00:00:00+00:00",
+    ]
+    states = app.engine.moderation.states["red_packet"]
+    closed = [s for m, s in states.items() if m.startswith("packet:") and "closed" in s]
+    assert len(closed) == 3  # the boss's packet and both evenings' packets
+    # the boss's: 2 of 4 left; the first evening's: ana grabbed one; the second: none
+    assert sorted(s["unclaimed"] for s in closed) == [2, 2, 3]
+    assert sorted(s["refunded"] for s in closed) == [0, 0, 40 - grabbed]
+    await app.feed([grab_event(4, "bo", first, datetime(2026, 3, 9, 3, 1, tzinfo=UTC))])
+    posts = [i.action.text for i in app.store.outbox() if isinstance(i.action, SendMessage)]
+    assert any("expired" in p for p in posts)
     app.close()

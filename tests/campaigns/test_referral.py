@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,12 +137,22 @@ async def test_a_newcomer_who_stays_pays_the_inviter_once_and_one_who_leaves_pay
     state = app.engine.moderation.state("referral", "console:bo")
     assert state["inviter"] == "console:ana"
     assert state["status"] == "pending"
+    ledger = app.engine.ledger
+    assert (app.balance("console:ana"), ledger.pending_points("console:ana")) == (0, 100)
     await app.feed([say("bo", n, t1 + timedelta(days=n * 2)) for n in range(1, 4)])
     assert app.balance("console:ana") == 0  # 3 messages, but not 7 days yet
     await app.feed([left("cy", t1 + timedelta(days=2))])
+    assert (app.balance("console:ana"), ledger.pending_points("console:ana")) == (0, 50)
 
     await app.engine.advance_to(t1 + timedelta(days=9), clock.set)
-    assert app.balance("console:ana") == 50
+    assert (app.balance("console:ana"), ledger.pending_points("console:ana")) == (50, 0)
+    kinds = [(e.kind.value, e.idempotency_key) for e in app.history("console:ana")]
+    assert kinds == [
+        ("pending", "referral:referral:console:bo"),
+        ("pending", "referral:referral:console:cy"),
+        ("cancellation", "referral:referral:console:cy:cancel"),
+        ("credit", "referral:referral:console:bo:confirm"),
+    ]
     assert app.engine.moderation.state("referral", "console:bo")["status"] == "confirmed"
     assert app.engine.moderation.state("referral", "console:cy")["status"] == "cancelled"
     refs = app.engine.moderation.state("referral", "console:ana")["refs"]
@@ -193,6 +205,58 @@ async def test_no_reward_for_a_member_who_invites_themself_or_rejoins() -> None:
     await app.engine.advance_to(t2 + timedelta(days=2), clock.set)
     assert app.balance("console:ana") == 0
     assert "inviter" not in app.engine.moderation.state("referral", "console:ana")
+
+
+async def test_the_second_level_reward_is_settled_with_the_first() -> None:
+    config = CONFIG + 'condition = "messages"\nmin_messages = 1\nsecond_level = 10\n'
+    app, _clock = build(config)
+    ledger = app.engine.ledger
+    await app.feed([joined("ana", T0), command("ana", "invite", at=T0)])
+    t1 = T0 + timedelta(hours=1)
+    await app.feed([joined("bo", t1, invite=referral_code("console:ana"))])
+    await app.feed([command("bo", "invite", at=t1)])
+    t2 = t1 + timedelta(hours=1)
+    code = referral_code("console:bo")
+    await app.feed([joined("cy", t2, invite=code), joined("dan", t2, invite=code)])
+    assert ledger.pending_points("console:ana") == 50 + 10 + 10
+    assert ledger.pending_points("console:bo") == 100
+    await app.feed([say("cy", 1, t2 + timedelta(minutes=5))])  # cy stays: bo and ana earn
+    await app.feed([left("dan", t2 + timedelta(minutes=6))])  # dan leaves: both cancelled
+    assert (app.balance("console:bo"), ledger.pending_points("console:bo")) == (50, 0)
+    assert (app.balance("console:ana"), ledger.pending_points("console:ana")) == (10, 50)
+    await app.feed([say("bo", 1, t2 + timedelta(minutes=7))])
+    assert (app.balance("console:ana"), ledger.pending_points("console:ana")) == (60, 0)
+
+
+async def test_points_history_and_members_show_tell_pending_referral_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from communitykit.cli import main
+    from communitykit.config import parse_config
+
+    path = tmp_path / "community.toml"
+    path.write_text(
+        CONFIG.replace(
+            'timezone = "America/New_York"',
+            f'timezone = "America/New_York"\nstore = "sqlite:///{tmp_path}/r.db"',
+        ),
+        encoding="utf-8",
+    )
+    app = CommunityApp(
+        parse_config(path.read_text(encoding="utf-8")),
+        clock=SimulatedClock(T0),
+        adapters={"console": ScriptedAdapter()},
+    )
+    app.open()
+    await app.feed([joined("ana", T0), command("ana", "invite", at=T0)])
+    await app.feed([joined("bo", T0, invite=referral_code("console:ana"))])
+    app.close()
+    assert main(["points", "history", str(path), "console:ana"]) == 0
+    history = capsys.readouterr().out
+    assert "pending" in history and "(50)" in history
+    assert "balance 0; 50 pending" in history
+    assert main(["members", "show", str(path), "console:ana"]) == 0
+    assert re.search(r"pending points\s+50", capsys.readouterr().out)
 
 
 def test_pure_numbers_and_leaderboard() -> None:
@@ -259,3 +323,21 @@ async def test_a_code_with_a_lowercase_prefix_is_found_in_any_case() -> None:
     await app.feed([joined("bo", T0 + timedelta(hours=1), invite=code.upper())])
     await app.feed([say("bo", 1, T0 + timedelta(hours=2))])
     assert app.balance("console:ana") == 50
+
+
+async def test_a_confirmed_reward_expires_counting_from_its_confirmation() -> None:
+    config = (
+        CONFIG.replace("[[campaigns]]", "[points]\nexpire_after_days = 5\n\n[[campaigns]]")
+        + 'condition = "days"\nstay_days = 7\n'
+    )
+    app, clock = build(config)
+    await app.feed([joined("ana", T0), command("ana", "invite", at=T0)])
+    t1 = T0 + timedelta(hours=1)
+    await app.feed([joined("bo", t1, invite=referral_code("console:ana"))])
+    # confirmed at the daily check after 7 days, though points expire after 5
+    await app.engine.advance_to(t1 + timedelta(days=8), clock.set)
+    assert app.balance("console:ana") == 50
+    (credit,) = [e for e in app.history("console:ana") if e.kind.value == "credit"]
+    assert credit.expires_at == credit.at + timedelta(days=5)
+    await app.engine.advance_to(credit.at + timedelta(days=5, minutes=1), clock.set)
+    assert app.balance("console:ana") == 0

@@ -2,8 +2,8 @@
 
 A small world feeds the campaign joins (with an inviter's code), claims,
 messages, leaves and daily checks, applies its decisions the way the engine
-does (state to the decision's member, an award key paid once) and records
-every award it asks for.
+does (state to the decision's member, an award key paid once, a pending award
+counted once confirmed, settled at most once) and records every award paid.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ class World:
     messages: dict[str, int] = attrs.field(factory=dict)
     states: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     paid: set[str] = attrs.field(factory=set)
-    asked: list[AwardPoints] = attrs.field(factory=list)
+    asked: list[AwardPoints] = attrs.field(factory=list)  # awards that count (confirmed)
+    pending: dict[str, AwardPoints] = attrs.field(factory=dict)  # pending awards by key
+    settled: dict[str, str] = attrs.field(factory=dict)  # award key -> confirm | cancel
+    settles: list[tuple[str, str]] = attrs.field(factory=list)  # every (award, verb) asked
     decisions: list[Decision] = attrs.field(factory=list)
     inviters: dict[str, list[str]] = attrs.field(factory=dict)  # newcomer -> inviters seen
     before: set[str] = attrs.field(factory=set)  # newcomers who were members before
@@ -91,8 +94,24 @@ class World:
         if decision.state is not None and target is not None:
             self.states[target] = dict(decision.state)
         for award in decision.awards:
-            self.asked.append(award)
+            if award.key in self.paid:
+                continue
             self.paid.add(award.key)
+            if award.pending:
+                self.pending[award.key] = award
+            else:
+                self.asked.append(award)
+        orders = [("confirm", c) for c in decision.confirms]
+        orders += [("cancel", c) for c in decision.cancels]
+        for verb, order in orders:
+            self.settles.append((order.award, verb))
+            found = self.pending.get(order.award)
+            if found is None or order.award in self.settled:
+                continue
+            assert found.member == order.member
+            self.settled[order.award] = verb
+            if verb == "confirm":
+                self.asked.append(found)
         for member_id, state in self.states.items():
             inviter = state.get("inviter")
             if isinstance(inviter, str):
@@ -333,6 +352,38 @@ def test_evaluation_is_deterministic(
     first, second = run(campaign, script), run(campaign, script)
     assert first.decisions == second.decisions
     assert first.states == second.states
+
+
+@PROPERTIES
+@given(campaigns, scripts)
+def test_a_pending_reward_is_confirmed_or_cancelled_never_both(
+    campaign: ReferralCampaign, script: list[tuple[Any, ...]]
+) -> None:
+    world = run(campaign, script)
+    verbs: dict[str, set[str]] = {}
+    for award, verb in world.settles:
+        verbs.setdefault(award, set()).add(verb)
+    assert all(len(found) == 1 for found in verbs.values())
+    assert set(verbs) <= set(world.pending)  # only pending awards are settled
+    assert all(a.pending for a in world.pending.values())
+
+
+@PROPERTIES
+@given(campaigns, scripts)
+def test_a_settled_referral_settles_its_pending_rewards_the_same_way(
+    campaign: ReferralCampaign, script: list[tuple[Any, ...]]
+) -> None:
+    world = run(campaign, script)
+    for newcomer, state in world.states.items():
+        inviter = state.get("inviter")
+        key = f"referral:{NAME}:{newcomer}"
+        if not isinstance(inviter, str) or key not in world.pending:
+            continue
+        status = world.states.get(inviter, {}).get("refs", {}).get(newcomer, {}).get("status")
+        expected = {"confirmed": "confirm", "cancelled": "cancel", "unrewarded": "cancel"}
+        assert world.settled.get(key) == expected.get(status or state["status"])
+        if f"{key}:second" in world.pending and world.settled.get(key) == "cancel":
+            assert world.settled.get(f"{key}:second") == "cancel"
 
 
 def test_a_cycle_is_never_credited() -> None:

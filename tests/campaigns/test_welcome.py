@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from communitykit import (
     CommandInvoked,
     Decision,
     MemberJoined,
+    MessagePosted,
     RuleContext,
     SendDirectMessage,
     SendMessage,
@@ -273,6 +275,65 @@ def test_milestones_once_each_and_not_for_long_past_ones() -> None:
     assert late.actions == () and late.state == {"milestones": [100, 365]}
 
 
+TIERS = {"活跃成员": "🎉 {name} 升级为{tier}", "核心成员": "{name} 成为{tier} 感谢"}
+
+
+def at_tier(tier: str, since: datetime, **state: Any) -> tuple[FakeSource, str]:
+    source, member_id = people(None, **state)
+    who, facts = source._members[member_id]
+    source._members[member_id] = (who, attrs.evolve(facts, tier=tier, tier_since=since))
+    return source, member_id
+
+
+def test_a_tier_reached_is_congratulated_in_each_group_once() -> None:
+    campaign = welcome(member_days=[], tier_reached=TIERS)
+    now = datetime(2026, 3, 8, 9, tzinfo=UTC)
+    source, member_id = at_tier("活跃成员", now - timedelta(days=1))
+    (decision,) = campaign.on_schedule(tick(now, source=source))
+    assert [(a.group, a.text) for a in decision.actions if isinstance(a, SendMessage)] == [
+        ("-1", "🎉 阿明 升级为活跃成员"),
+        ("-2", "🎉 阿明 升级为活跃成员"),
+    ]
+    assert decision.state == {"tiers": ["活跃成员"]}
+    source._rule_states["welcome"][member_id] = decision.state
+    assert list(campaign.on_schedule(tick(now + timedelta(days=1), source=source))) == []
+    # a tier without a template says nothing and is not remembered
+    plain, _ = at_tier("member", now - timedelta(days=1))
+    assert list(campaign.on_schedule(tick(now, source=plain))) == []
+
+
+def test_a_tier_reached_long_ago_is_remembered_without_a_message() -> None:
+    campaign = welcome(member_days=[], tier_reached=TIERS)
+    now = datetime(2026, 3, 8, 9, tzinfo=UTC)
+    source, _ = at_tier("核心成员", now - timedelta(days=30), tiers=["活跃成员"])
+    (decision,) = campaign.on_schedule(tick(now, source=source))
+    assert decision.actions == ()
+    assert decision.state == {"tiers": sorted(["活跃成员", "核心成员"])}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["member", "活跃成员", "核心成员"]), min_size=1, max_size=30))
+def test_each_tier_is_congratulated_at_most_once_per_member(tiers: list[str]) -> None:
+    campaign = welcome(member_days=[], tier_reached=TIERS)
+    state: Mapping[str, Any] = {}
+    said: list[str] = []
+    since = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    current = "member"
+    for day, tier in enumerate(tiers):
+        now = datetime(2026, 3, 1, 9, tzinfo=UTC) + timedelta(days=day)
+        if tier != current:
+            current, since = tier, now - timedelta(hours=1)
+        source, _ = at_tier(current, since, **state)
+        for decision in campaign.on_schedule(tick(now, source=source)):
+            said += [a.text for a in decision.actions if isinstance(a, SendMessage)]
+            if decision.state is not None:
+                state = decision.state
+    per_group = [text for text in said if text]
+    assert len(per_group) == 2 * len(set(per_group))  # each tier once, in both groups
+    reached = {t for t in tiers if t in TIERS}
+    assert {t for t in TIERS if any(t in text for text in said)} == reached
+
+
 def test_evaluation_is_deterministic() -> None:
     campaign = welcome(**CHINESE)
     assert on(campaign, joined()) == on(campaign, joined())
@@ -300,6 +361,9 @@ def test_evaluation_is_deterministic() -> None:
         ({"birthday_command": "/birthday"}, "birthday_command must be a command name"),
         ({"timezone": "Beijing"}, "timezone must be an IANA time zone"),
         ({"greet": "hi"}, "welcome campaign: unknown settings: greet"),
+        ({"tier_reached": "gold"}, "welcome campaign: tier_reached must be a table"),
+        ({"tier_reached": {"gold": "{name} {days}"}}, "tier_reached.gold may use the placeh"),
+        ({"tier_reached": {"gold": 3}}, "tier_reached.gold must be a text"),
     ],
 )
 def test_bad_settings_are_refused_with_the_key(settings: dict[str, Any], words: str) -> None:
@@ -382,3 +446,70 @@ async def test_welcome_and_birthday_through_the_engine_across_dst() -> None:
     assert birthdays == ["2026-03-08T13:00:00+00:00", "2027-03-08T14:00:00+00:00"]
     state: Any = app.engine.moderation.state("welcome", "console:ana")
     assert state["birthday"] == "03-08" and state["birthday_year"] == 2027
+
+
+TIER_CONFIG = """
+[community]
+name = "读书会"
+timezone = "America/New_York"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "main"
+title = "读书会主群"
+
+[points]
+message = 10
+message_daily_cap = 100
+
+[[tiers.ladder]]
+name = "新人"
+threshold = 0
+
+[[tiers.ladder]]
+name = "活跃成员"
+threshold = 30
+
+[[campaigns]]
+type = "welcome"
+member_days = []
+birthday_at = "09:00"
+tier_reached = { "活跃成员" = "🎉 {name} 升级为{tier}" }
+"""
+
+
+@pytest.mark.anyio
+async def test_a_tier_reached_is_congratulated_at_the_next_daily_run_through_the_engine() -> None:
+    start = datetime(2026, 3, 7, 15, tzinfo=UTC)
+    app, clock = memory_app(
+        config_text=TIER_CONFIG, start=start, adapters={"console": ScriptedAdapter()}
+    )
+    app.open()
+    ana = MemberJoined(
+        event_id="j1", platform="console", group="main", user="ana", at=start, display_name="安娜"
+    )
+    await app.feed([ana])
+    await app.feed(
+        [
+            MessagePosted(
+                event_id=f"m{n}",
+                platform="console",
+                group="main",
+                user="ana",
+                at=start + timedelta(minutes=n),
+                message_id=f"m{n}",
+                text="今天读完了第三章",
+            )
+            for n in range(1, 4)
+        ]
+    )
+    assert app.tier("console:ana") == "活跃成员"
+    await app.engine.advance_to(datetime(2026, 3, 12, tzinfo=UTC), clock.set)
+    congratulated = [
+        (item.created_at.isoformat(), item.action.text)
+        for item in app.store.outbox()
+        if isinstance(item.action, SendMessage) and "升级" in item.action.text
+    ]
+    # 09:00 in New York on the day clocks spring forward (EDT), once
+    assert congratulated == [("2026-03-08T13:00:00+00:00", "🎉 安娜 升级为活跃成员")]

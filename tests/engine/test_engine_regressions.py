@@ -210,3 +210,44 @@ async def test_notifications_of_concurrent_batches_do_not_interleave() -> None:
     app.register_plugin(Slow(), name="slow")
     await asyncio.gather(app.feed([msg(1)]), app.feed([msg(2, "bo")]))
     assert seen == [("points", "m1"), ("event", "m1"), ("points", "m2"), ("event", "m2")]
+
+
+TWO_GROUPS = """
+[community]
+name = "两个群"
+
+[[groups]]
+key = "a"
+platform = "console"
+id = "ga"
+
+[[groups]]
+key = "b"
+platform = "console"
+id = "gb"
+"""
+
+
+async def test_leaving_one_group_of_two_leaves_the_member_a_member() -> None:
+    from communitykit import MemberLeft, MemberStatus
+
+    app, _ = memory_app(config_text=TWO_GROUPS, adapters={"console": ScriptedAdapter()}, start=D)
+    app.open()
+
+    def event(kind: type, n: int, group: str, **extra: object) -> object:
+        at = D + timedelta(hours=n)
+        return kind(event_id=f"e{n}", platform="console", group=group, user="ana", at=at, **extra)
+
+    await app.feed([event(MemberJoined, 1, "ga"), event(MemberJoined, 2, "gb")])
+    await app.feed([event(MemberLeft, 3, "ga", reason="left")])
+    member = app.member("console", "ana")
+    assert member is not None
+    assert (member.status, member.left_at) == (MemberStatus.ACTIVE, None)
+    assert app.engine.moderation.member_groups("console:ana") == {"b"}
+    await app.feed([event(MemberLeft, 4, "gb", reason="left")])
+    member = app.member("console", "ana")
+    assert member is not None
+    assert (member.status, member.left_at) == (MemberStatus.LEFT, D + timedelta(hours=4))
+    await app.feed([event(MemberJoined, 5, "gb"), event(MemberLeft, 6, "gb", reason="banned")])
+    member = app.member("console", "ana")
+    assert member is not None and member.status is MemberStatus.BANNED

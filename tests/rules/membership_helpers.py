@@ -111,7 +111,9 @@ class FakeSource:
         rule_states: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         groups: Mapping[str, frozenset[str]] | None = None,
         sizes: Mapping[str, int] | None = None,
+        paid: set[str] | None = None,
     ) -> None:
+        self.paid = paid if paid is not None else set()  # idempotency keys already applied
         self._members = dict(members or {})
         self._rule_states = {k: dict(v) for k, v in (rule_states or {}).items()}
         self._groups = dict(groups or {})
@@ -139,6 +141,9 @@ class FakeSource:
 
     def warnings(self, member_id: str) -> int:
         return 0
+
+    def already_awarded(self, key: str) -> bool:
+        return key in self.paid
 
 
 def tick(

@@ -594,6 +594,33 @@ BAD: list[tuple[str, str, str]] = [
         "rules[0].groups",
         'expected an array of group keys, found "main"',
     ),
+    # a campaign's settings naming groups: the message names the campaign
+    (
+        GROUP + '[[campaigns]]\ntype = "checkin"\ngroups = ["mian"]\n',
+        "campaigns[0].groups[0]",
+        'unknown group "mian" in campaign "checkin" (type checkin); did you mean "main"?',
+    ),
+    (
+        GROUP + '[[campaigns]]\ntype = "welcome"\n[[campaigns]]\ntype = "giveaway"\n'
+        'name = "spring"\ngroup = "side"\n',
+        "campaigns[1].group",
+        'unknown group "side" in campaign "spring" (type giveaway); the groups are "main"',
+    ),
+    (
+        GROUP + '[[campaigns]]\ntype = "red_packet"\nschedule_group = "mains"\n',
+        "campaigns[0].schedule_group",
+        'unknown group "mains" in campaign "red_packet" (type red_packet); did you mean "main"?',
+    ),
+    (
+        '[[campaigns]]\ntype = "training_camp"\nname = "camp"\noperator_group = "ops"\n',
+        "campaigns[0].operator_group",
+        'unknown group "ops" in campaign "camp" (type training_camp); no [[groups]] are configured',
+    ),
+    (
+        GROUP + '[[campaigns]]\ntype = "x.report"\nreport_groups = ["main", "side"]\n',
+        "campaigns[0].report_groups[1]",
+        'unknown group "side" in campaign "x.report" (type x.report); the groups are "main"',
+    ),
     # platforms
     ('[platforms]\ntelegram = "x"\n', "platforms.telegram", 'expected a table, found "x"'),
     (

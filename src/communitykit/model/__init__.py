@@ -24,7 +24,9 @@ from communitykit.model._actions import (
 from communitykit.model._community import Community, Group
 from communitykit.model._decisions import (
     AwardPoints,
+    CancelPoints,
     Capabilities,
+    ConfirmPoints,
     Decision,
     MemberState,
     RuleContext,
@@ -95,9 +97,11 @@ __all__ = [
     "Award",
     "AwardPoints",
     "Ban",
+    "CancelPoints",
     "Capabilities",
     "CommandInvoked",
     "Community",
+    "ConfirmPoints",
     "CreateInviteLink",
     "Decision",
     "DeclineJoin",

@@ -27,7 +27,9 @@ from communitykit.model._time import aware_validator
 
 __all__ = [
     "AwardPoints",
+    "CancelPoints",
     "Capabilities",
+    "ConfirmPoints",
     "Decision",
     "MemberState",
     "RuleContext",
@@ -127,6 +129,47 @@ def _spends(value: Iterable[SpendPoints]) -> tuple[SpendPoints, ...]:
     return value if type(value) is tuple else tuple(value)
 
 
+@attrs.frozen(kw_only=True)
+class ConfirmPoints:
+    """Confirm a pending award made earlier (``AwardPoints(pending=True)``).
+
+    ``award`` is the idempotency key of the pending award, ``key`` this
+    confirmation's own. The credit keeps the pending award's points and reason
+    (daily caps apply on the day it is confirmed); ``reason`` says why it is
+    confirmed (the log). ``member`` must be the member the award was for.
+    Confirming an award already confirmed or cancelled changes nothing.
+    """
+
+    member: str
+    award: str
+    reason: str
+    key: str
+
+
+@attrs.frozen(kw_only=True)
+class CancelPoints:
+    """Cancel a pending award made earlier: it will never count.
+
+    ``award`` is the idempotency key of the pending award, ``key`` this
+    cancellation's own; ``reason`` is recorded on the cancellation. ``member``
+    must be the member the award was for. Cancelling an award already confirmed
+    or cancelled changes nothing.
+    """
+
+    member: str
+    award: str
+    reason: str
+    key: str
+
+
+def _confirms(value: Iterable[ConfirmPoints]) -> tuple[ConfirmPoints, ...]:
+    return value if type(value) is tuple else tuple(value)
+
+
+def _cancels(value: Iterable[CancelPoints]) -> tuple[CancelPoints, ...]:
+    return value if type(value) is tuple else tuple(value)
+
+
 def _fallbacks(value: Mapping[str, Iterable[Action]]) -> Mapping[str, tuple[Action, ...]]:
     if not value:
         return _NO_FALLBACKS
@@ -158,6 +201,9 @@ class Decision:
       (scheduled work); with an event it defaults to the event's member.
     * ``spends`` takes points (a make-up card): all of them are paid first, and
       when one cannot be, nothing of the decision is applied.
+    * ``confirms`` and ``cancels`` settle pending awards made earlier (by their
+      award key), after this decision's own awards: a referral reward confirmed
+      once the newcomer stayed, cancelled when they left.
     """
 
     source: str
@@ -173,6 +219,8 @@ class Decision:
     state: Mapping[str, Any] | None = attrs.field(default=None, converter=_state)
     member: str | None = None
     spends: tuple[SpendPoints, ...] = attrs.field(default=(), converter=_spends)
+    confirms: tuple[ConfirmPoints, ...] = attrs.field(default=(), converter=_confirms)
+    cancels: tuple[CancelPoints, ...] = attrs.field(default=(), converter=_cancels)
 
     @property
     def empty(self) -> bool:
@@ -184,6 +232,8 @@ class Decision:
             or self.strike
             or self.state is not None
             or self.spends
+            or self.confirms
+            or self.cancels
         )
 
 
@@ -410,8 +460,9 @@ class TickContext:
     the community: ``members()`` (every member with their state), ``state(id)``,
     ``rule_states(name)`` (every member rule ``name`` remembers something about,
     with it), ``groups_of(id)`` (keys of the configured groups the member is in),
-    ``group_size(key)`` and ``warnings(id)``. Built with only the first three, the
-    others are empty.
+    ``group_size(key)``, ``warnings(id)`` and ``already_awarded(key)`` (whether a
+    ledger operation with that idempotency key was applied: a red packet's shares).
+    Built with only the first three, the others are empty.
     """
 
     __slots__ = ("_source", "capabilities", "community", "moment", "now")
@@ -458,6 +509,12 @@ class TickContext:
     def warnings(self, member_id: str) -> int:
         source = self._source
         return 0 if source is None else source.warnings(member_id)
+
+    def already_awarded(self, key: str) -> bool:
+        """Whether a ledger operation with idempotency ``key`` was applied (``False``
+        when the source does not know: it has no ``already_awarded``)."""
+        found = getattr(self._source, "already_awarded", None)
+        return bool(found(key)) if callable(found) else False
 
 
 class TickSource(Protocol):

@@ -445,6 +445,16 @@ class Ledger:
             if rows[seq][1] == _PENDING and seq not in self._pending_state
         )
 
+    def settled_by(self, pending_id: str) -> str | None:
+        """The entry that confirmed or cancelled pending credit ``pending_id``
+        (``None``: it is still pending)."""
+        settled = self._pending_state.get(self._pending(pending_id))
+        return None if settled is None else f"e{settled}"
+
+    def account_of(self, member: str) -> str:
+        """The member whose account holds ``member``'s points (itself unless merged)."""
+        return self._root(member)
+
     def lots(self, member: str) -> list[tuple[str, int, datetime | None]]:
         """Open lots as ``(credit entry id, points left, expires_at)``, in spending order."""
         return [
@@ -677,14 +687,28 @@ class Ledger:
             self._requested[seq] = member
         return self._entry(seq)
 
-    def confirm(self, pending_id: str, *, at: datetime, key: str | None = None) -> Entry | None:
+    def confirm(
+        self,
+        pending_id: str,
+        *,
+        at: datetime,
+        key: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Entry | None:
         """Turn a pending credit into a real one (daily caps apply on the day confirmed).
 
-        Returns the credit, or ``None`` when a daily cap or the credit's expiry left
-        nothing to give (a cancellation is recorded then).
+        The credit expires when the pending credit said, or at ``expires_at`` when
+        the pending credit said nothing (points that expire some time after they
+        are earned: counted from the confirmation). Returns the credit, or ``None``
+        when a daily cap or the credit's expiry left nothing to give (a
+        cancellation is recorded then).
         """
         pseq = self._pending(pending_id)
-        member, _, _, reason, _, pkey, amount, expires_at = self._rows[pseq]
+        member, _, _, reason, _, pkey, amount, expires_at_pending = self._rows[pseq]
+        if expires_at_pending is not None or expires_at is None:
+            expires_at = expires_at_pending
+        else:
+            _check_at("expires_at", expires_at)
         key = key if key is not None else f"{pkey}:confirm"
         known = self._keys.get(key)
         if known is not None:

@@ -2,17 +2,22 @@
 
 On ``member_joined`` in one of its groups the campaign posts ONE message there:
 the greeting, then the group rules, an invitation to introduce oneself and the
-nickname format, one per line. Where the platform allows direct messages it
-also sends the admission notice privately. A member who joins the same group
-again within ``rejoin_quiet_days`` of the last greeting there is not greeted again.
+nickname format, one per line. A member is greeted once per group (each group
+meets them); where the platform allows direct messages the admission notice is
+sent privately once per community (not again for a second group joined within
+``rejoin_quiet_days``). A member who joins the same group again within
+``rejoin_quiet_days`` of the last greeting there is not greeted again.
 
 Members share their birthday with ``/birthday MM-DD``. Every day at
 ``birthday_at`` (community local time) the campaign congratulates those whose
 birthday it is, in each of its groups they are in, once a year; and members who
-reached one of ``member_days`` days since joining (within the week after).
+reached one of ``member_days`` days since joining (within the week after); and
+members who reached a tier named in ``tier_reached`` (within the week after,
+once per member and tier, even if they drop below it and reach it again).
 
 What it remembers about a member: ``{"greeted": {group key: ISO time},
-"birthday": "MM-DD", "birthday_year": 2026, "milestones": [100, ...]}``.
+"birthday": "MM-DD", "birthday_year": 2026, "milestones": [100, ...],
+"tiers": ["gold", ...]}``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ _MILESTONE = "{name} has been with us for {days} days today. Thank you!"
 _SAVED = "Thanks, {name}: your birthday {birthday} is noted."
 _INVALID = "{name}, please send your birthday as MM-DD, like /{command} 08-15."
 _JOIN_FIELDS = ("name", "group", "members")
+_TIER_FIELDS = ("name", "tier")
 _MMDD = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 _MILESTONE_WINDOW = 7  # days after a milestone it is still celebrated (missed runs)
 
@@ -103,6 +109,7 @@ class WelcomeCampaign:
     birthday_invalid: str = _INVALID
     member_days: tuple[int, ...] = (100, 365)
     milestone: str = _MILESTONE
+    tier_reached: tuple[tuple[str, str], ...] = ()  # (tier name, template), by name
     timezone: str = "UTC"
     tz: tzinfo = attrs.field(eq=False, repr=False)
     daily: CronSchedule = attrs.field(eq=False, repr=False)
@@ -120,6 +127,12 @@ class WelcomeCampaign:
         days = reader.raw("member_days", [100, 365])
         if not isinstance(days, list | tuple) or not all(type(d) is int and d > 0 for d in days):
             raise reader.fail("member_days", "a list of positive whole numbers of days", days)
+        tiers = reader.table("tier_reached")
+        texts = CampaignSettings({f"tier_reached.{k}": v for k, v in tiers.items()}, "welcome")
+        tier_reached = tuple(
+            (str(tier), texts.template(f"tier_reached.{tier}", "", _TIER_FIELDS))
+            for tier in sorted(tiers)
+        )
         command = reader.text("birthday_command", "birthday").strip()
         if not command or command.startswith("/") or any(c.isspace() for c in command):
             raise reader.fail("birthday_command", "a command name without '/' or spaces", command)
@@ -142,6 +155,7 @@ class WelcomeCampaign:
             birthday_invalid=reader.template("birthday_invalid", _INVALID, ("name", "command")),
             member_days=tuple(sorted(set(days))),
             milestone=reader.template("milestone", _MILESTONE, ("name", "days")),
+            tier_reached=tier_reached,
             timezone=timezone,
             tz=tz,
             daily=daily,
@@ -196,7 +210,19 @@ class WelcomeCampaign:
             ctx.action(SendMessage, self.source, "welcome a newcomer", 0, text="\n".join(lines))
         ]
         caps = ctx.capabilities
-        if self.admission_dm and caps.direct_messages and caps.can("send_direct_message"):
+        quiet = timedelta(days=self.rejoin_quiet_days)
+        # the admission notice is about the community: once, not once per group joined
+        welcomed = any(
+            (at := parse_time(when)) is not None and event.at - at < quiet
+            for key, when in greeted.items()
+            if key != group.key
+        )
+        if (
+            self.admission_dm
+            and not welcomed
+            and caps.direct_messages
+            and caps.can("send_direct_message")
+        ):
             actions.append(
                 ctx.action(
                     SendDirectMessage,
@@ -254,7 +280,7 @@ class WelcomeCampaign:
         today = tick.now.astimezone(self.tz).date()
         remembered = dict(tick.rule_states(self.name))
         decisions: list[Decision] = []
-        for member, _state in sorted(tick.members(), key=lambda pair: pair[0].member_id):
+        for member, facts in sorted(tick.members(), key=lambda pair: pair[0].member_id):
             if member.status is not MemberStatus.ACTIVE:
                 continue
             member_id = member.member_id
@@ -287,6 +313,18 @@ class WelcomeCampaign:
                     said.append(f"{due[-1]} days since joining")
                 if reached:
                     state["milestones"] = sorted({*done, *reached})
+            tier_text = dict(self.tier_reached).get(facts.tier)
+            if tier_text is not None:
+                known = state.get("tiers")
+                tiers = [t for t in known if isinstance(t, str)] if isinstance(known, list) else []
+                if facts.tier not in tiers:
+                    # reached within the week: congratulated; earlier: remembered only
+                    if tick.now - facts.tier_since < timedelta(days=_MILESTONE_WINDOW):
+                        text = tier_text.format(name=name, tier=facts.tier)
+                        kind = f"tier-{facts.tier}"
+                        actions += self._post(groups, member_id, kind, tick, text)
+                        said.append(f"reached the tier {facts.tier}")
+                    state["tiers"] = sorted({*tiers, facts.tier})
             if actions or state != remembered.get(member_id, {}):
                 decisions.append(
                     Decision(

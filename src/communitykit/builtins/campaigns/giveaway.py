@@ -5,12 +5,17 @@ group the SHA-256 of a secret seed (the commitment); members enter with a
 command until ``draws`` (or the draw is over a segment of the active members);
 at ``draws`` it picks the winners with :func:`~communitykit.model._draws.draw`
 and publishes the seed, so anyone can recompute the result
-(:func:`verify`, :func:`verify_draw`).
+(:func:`verify`, :func:`verify_draw`), and tells each winner by direct message
+(a mention in the group where that cannot be).
 
 ``red_packet``: a staff member sends ``/red_packet TOTAL N``; the first ``N``
 members to send ``/grab CODE`` each get a random share, the shares summing to
 ``TOTAL`` (:func:`split`). The points come from the opener unless the packet is
-funded by the community.
+funded by the community. With ``schedule`` (a cron) the campaign opens a packet
+funded by the community in ``schedule_group`` at each moment (missed moments:
+``missed``, as the ``schedule`` campaign). With ``expires_after`` a packet
+closes then: its unclaimed shares go back to the opener who paid for it (a
+packet funded by the community records them as unclaimed).
 
 See ``docs/campaigns-giveaways.md``.
 """
@@ -21,7 +26,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -29,6 +34,7 @@ import attrs
 from communitykit._errors import ModelError
 from communitykit._plugin_types import CampaignType
 from communitykit._secret import Secret
+from communitykit.builtins.campaigns._cron import CronSchedule
 from communitykit.builtins.rules._common import Settings
 from communitykit.builtins.rules._entry import mention, parse_time, template
 from communitykit.hookspecs import hookimpl
@@ -49,6 +55,7 @@ from communitykit.model import (
     stable_id,
 )
 from communitykit.model._draws import commitment, draw, split, verify, verify_draw
+from communitykit.model._time import resolve_timezone
 
 __all__ = [
     "GiveawayCampaign",
@@ -158,6 +165,9 @@ _RESULT = (
     "commitment {commitment}); {count} eligible members, list SHA-256 {eligible_hash}. "
     "Anyone can recompute the draw."
 )
+_WON = "🎉 {name}, you won the giveaway{prize}! Thank you for taking part."
+_WON_IN_GROUP = "🎉 {mention}, you won the giveaway{prize}!"
+_WON_FIELDS = ("mention", "name", "prize", "place", "prize_points")
 _ENTERED = "{mention}, you are in the giveaway{prize}. Good luck!"
 _ALREADY = "{mention}, you have already entered the giveaway{prize}: one entry per member."
 _NOT_OPEN = "{mention}, the giveaway{prize} opens at {opens}."
@@ -184,6 +194,9 @@ class GiveawayCampaign:
     eligible: str = "all"
     prize: str = ""
     prize_points: int = 0
+    notify_winners: bool = True
+    won: str = _WON
+    won_in_group: str = _WON_IN_GROUP
     announce: str = _ANNOUNCE_COMMAND
     result: str = _RESULT
     entered: str = _ENTERED
@@ -245,6 +258,9 @@ class GiveawayCampaign:
             eligible=eligible,
             prize=prize,
             prize_points=reader.integer("prize_points", 0, minimum=0),
+            notify_winners=reader.flag("notify_winners", True),
+            won=_template(reader, kind, "won", _WON, _WON_FIELDS),
+            won_in_group=_template(reader, kind, "won_in_group", _WON_IN_GROUP, _WON_FIELDS),
             announce=_template(reader, kind, "announce", default_announce, _ANNOUNCE_FIELDS),
             result=_template(reader, kind, "result", _RESULT, _RESULT_FIELDS),
             entered=_template(reader, kind, "entered", _ENTERED, _REPLY_FIELDS),
@@ -423,8 +439,10 @@ class GiveawayCampaign:
             },
         )
         decisions = [published]
-        if self.prize_points:
-            for place, winner in enumerate(winners, start=1):
+        for place, winner in enumerate(winners, start=1):
+            awards: tuple[AwardPoints, ...] = ()
+            said = f"won the giveaway (place {place})"
+            if self.prize_points:
                 award = AwardPoints(
                     member=winner,
                     points=self.prize_points,
@@ -432,15 +450,79 @@ class GiveawayCampaign:
                     key=f"{self.source}:prize:{winner}",
                     multiply=False,
                 )
+                awards = (award,)
+                said += f": {self.prize_points} points"
+            actions: tuple[Action, ...] = ()
+            fallbacks: dict[str, tuple[Action, ...]] = {}
+            if self.notify_winners:
+                actions, fallbacks, how = self._tell(tick, winner, place, group)
+                said += f"; {how}"
+            if awards or actions:
                 decisions.append(
                     Decision(
                         source=self.source,
-                        explanation=f"won the giveaway (place {place}): {self.prize_points} points",
-                        awards=(award,),
+                        explanation=said,
+                        awards=awards,
+                        actions=actions,
+                        fallbacks=fallbacks,
                         member=winner,
                     )
                 )
         return decisions
+
+    def _tell(
+        self, tick: TickContext, winner: str, place: int, group: Group | None
+    ) -> tuple[tuple[Action, ...], dict[str, tuple[Action, ...]], str]:
+        """The message telling a winner: a direct message where a platform of theirs
+        allows one (the giveaway's group's platform first), with a mention in the
+        group as its fallback; else the mention alone. Also says how."""
+        member = tick.member(winner)
+        if member is None:
+            return (), {}, "not told: unknown member"
+        fields = {
+            "name": member.display_name.strip() or winner,
+            "prize": self._prize(),
+            "place": place,
+            "prize_points": self.prize_points,
+        }
+        moment = tick.now.isoformat()
+        in_group: tuple[Action, ...] = ()
+        identity = member.identity_on(group.platform) if group is not None else None
+        if group is not None and identity is not None:
+            shown = mention(member.display_name, identity.user_id)
+            in_group = (
+                SendMessage(
+                    action_id=stable_id(self.name, "won-group", winner, moment),
+                    platform=group.platform,
+                    group=group.group_id,
+                    user=identity.user_id,
+                    source=self.source,
+                    reason="giveaway winner (mention)",
+                    text=self.won_in_group.format(mention=shown, **fields),
+                ),
+            )
+        platforms = [group.platform] if group is not None else []
+        platforms += sorted({i.platform for i in member.identities} - set(platforms))
+        for platform in platforms:
+            caps = tick.capabilities.get(platform)
+            mine = member.identity_on(platform)
+            if mine is None or caps is None:
+                continue
+            if not (caps.direct_messages and caps.can("send_direct_message")):
+                continue
+            dm = SendDirectMessage(
+                action_id=stable_id(self.name, "won", winner, moment),
+                platform=platform,
+                user=mine.user_id,
+                source=self.source,
+                reason="giveaway winner",
+                text=self.won.format(mention=mention(member.display_name, mine.user_id), **fields),
+            )
+            fallbacks = {dm.action_id: in_group} if in_group else {}
+            return (dm,), fallbacks, "told by direct message"
+        if in_group:
+            return in_group, {}, "told in the group (no direct messages)"
+        return (), {}, "not told: no direct messages and no group"
 
 
 # ---------------------------------------------------------------- red packet
@@ -456,6 +538,12 @@ _UNKNOWN = "{mention}, that is not a red packet code. Send /{command} CODE with 
 _USAGE = "{mention}, to open a red packet send /{open_command} TOTAL N (N shares, TOTAL points)."
 _STAFF = "{mention}, only admins and owners may open red packets."
 _POOR = "{mention}, you have {balance} points, not enough for a red packet of {total}."
+_EXPIRED = "{mention}, this red packet has expired."
+_SCHEDULED = (
+    "🧧 A red packet from the community: {total} points for the first {count}! "
+    "Send /{command} {code} to grab a share."
+)
+_SCHEDULED_FIELDS = ("total", "count", "command", "code")
 _PACKET_FIELDS = ("mention", "name", "total", "count", "command", "code", "open_command")
 _GRAB_FIELDS = ("mention", "name", "amount", "left", "count", "command", "total")
 _OPEN_FIELDS = ("mention", "name", "command", "open_command", "balance", "total", "max_total")
@@ -482,6 +570,16 @@ class RedPacketCampaign:
     usage: str = _USAGE
     staff_only: str = _STAFF
     too_poor: str = _POOR
+    expired: str = _EXPIRED
+    expires_after: timedelta | None = None
+    schedule: CronSchedule | None = None
+    schedule_total: int = 0
+    schedule_count: int = 0
+    schedule_group: str = ""
+    scheduled: str = _SCHEDULED
+    missed: Literal["skip", "catch_up"] = "skip"
+    grace: timedelta = timedelta(minutes=10)
+    timezone: str = "UTC"
     event_types: ClassVar[frozenset[str]] = frozenset({"command_invoked"})
 
     @classmethod
@@ -496,14 +594,68 @@ class RedPacketCampaign:
             raise ModelError(
                 f"red_packet campaign: open_command and command must differ, both are {command!r}"
             )
+        expires_after = None
+        if reader.raw("expires_after") is not None:
+            expires_after = reader.duration("expires_after", timedelta(0))
+            if expires_after <= timedelta(0):
+                raise ModelError(
+                    "red_packet campaign: expires_after must be a positive duration like '24h', "
+                    f"got {reader.raw('expires_after')!r}"
+                )
+        timezone = reader.text("timezone", "UTC")
+        try:
+            resolve_timezone(timezone)
+        except ModelError:
+            raise ModelError(
+                "red_packet campaign: timezone must be an IANA time zone like 'Asia/Shanghai', "
+                f"got {timezone!r}"
+            ) from None
+        schedule = None
+        if reader.raw("schedule") is not None:
+            try:
+                schedule = CronSchedule.parse(reader.raw("schedule"))
+            except ModelError as exc:
+                raise ModelError(f"red_packet campaign: schedule: {exc}") from None
+            if secret is None:
+                secret = _secret(reader, kind, "secret", required=True)
+        scheduled_keys = ("schedule_total", "schedule_count", "schedule_group")
+        if schedule is None:
+            given = [k for k in (*scheduled_keys, "missed", "grace", "scheduled") if reader.has(k)]
+            if given:
+                raise ModelError(
+                    f"red_packet campaign: {given[0]} applies with schedule only "
+                    "(a cron like '0 20 * * 5')"
+                )
+        max_total = reader.integer("max_total", 100_000, minimum=1, maximum=10**9 - 1)
+        max_count = reader.integer("max_count", 100, minimum=1, maximum=10_000)
+        schedule_total = reader.integer("schedule_total", 0, minimum=0, maximum=max_total)
+        schedule_count = reader.integer("schedule_count", 0, minimum=0, maximum=max_count)
+        schedule_group = reader.text("schedule_group", "").strip()
+        if schedule is not None:
+            if not 1 <= schedule_count <= schedule_total:
+                raise ModelError(
+                    "red_packet campaign: schedule_total and schedule_count must be set, with "
+                    f"1 <= schedule_count <= schedule_total, got {schedule_total} and "
+                    f"{schedule_count}"
+                )
+            if not schedule_group:
+                raise ModelError(
+                    "red_packet campaign: schedule_group must be the key of a configured group, "
+                    f"got {reader.raw('schedule_group')!r}"
+                )
+        missed = reader.raw("missed", "skip")
+        if missed not in ("skip", "catch_up"):
+            raise ModelError(
+                f"red_packet campaign: missed must be 'skip' or 'catch_up', got {missed!r}"
+            )
         campaign = cls(
             name=reader.name(),
             open_command=open_command,
             command=command,
             funded_by_community=funded,
             secret=secret,
-            max_total=reader.integer("max_total", 100_000, minimum=1, maximum=10**9 - 1),
-            max_count=reader.integer("max_count", 100, minimum=1, maximum=10_000),
+            max_total=max_total,
+            max_count=max_count,
             opened=_template(reader, kind, "opened", _OPENED, _PACKET_FIELDS),
             grabbed=_template(reader, kind, "grabbed", _GRABBED, _GRAB_FIELDS),
             again=_template(reader, kind, "again", _AGAIN, _GRAB_FIELDS),
@@ -512,6 +664,16 @@ class RedPacketCampaign:
             usage=_template(reader, kind, "usage", _USAGE, _OPEN_FIELDS),
             staff_only=_template(reader, kind, "staff_only", _STAFF, _OPEN_FIELDS),
             too_poor=_template(reader, kind, "too_poor", _POOR, _OPEN_FIELDS),
+            expired=_template(reader, kind, "expired", _EXPIRED, _GRAB_FIELDS),
+            expires_after=expires_after,
+            schedule=schedule,
+            schedule_total=schedule_total,
+            schedule_count=schedule_count,
+            schedule_group=schedule_group,
+            scheduled=_template(reader, kind, "scheduled", _SCHEDULED, _SCHEDULED_FIELDS),
+            missed="catch_up" if missed == "catch_up" else "skip",
+            grace=reader.duration("grace", timedelta(minutes=10)),
+            timezone=timezone,
         )
         reader.done()
         return campaign
@@ -535,10 +697,11 @@ class RedPacketCampaign:
         """The idempotency key of share ``index`` (0-based): each share is paid once."""
         return f"{self.source}:packet:{packet}:share:{index}"
 
-    def code(self, packet: str, total: int, count: int) -> str:
+    def code(self, packet: str, total: int, count: int, *, signed: bool | None = None) -> str:
         """What members send to grab: ``TOTALxN-<packet id>`` (plus a signature
         when the community funds the packet)."""
-        mac = self._mac(packet, total, count) if self.funded_by_community else ""
+        sign = self.funded_by_community if signed is None else signed
+        mac = self._mac(packet, total, count) if sign else ""
         return f"{total}x{count}-{packet}{mac}"
 
     def _packet(self, ctx: RuleContext, code: str) -> tuple[str, int, int] | None:
@@ -549,21 +712,165 @@ class RedPacketCampaign:
         total, count, packet, mac = int(found[1]), int(found[2]), found[3], found[4]
         if not 1 <= count <= total:
             return None
-        if self.funded_by_community:
-            if mac is None or not hmac.compare_digest(mac, self._mac(packet, total, count)):
+        if mac is not None:  # signed: funded by the community (opened, or scheduled)
+            if self.secret is None or not hmac.compare_digest(mac, self._mac(packet, total, count)):
                 return None
-        elif mac is not None or not ctx.already_awarded(self.spend_key(packet, total, count)):
+        elif self.funded_by_community or not ctx.already_awarded(
+            self.spend_key(packet, total, count)
+        ):
             return None
         return packet, total, count
 
     # ------------------------------------------------------------- events
 
-    def next_run(self, after: datetime | None) -> datetime | None:
-        """Red packets have no scheduled work."""
-        return None
+    @property
+    def _tz(self) -> tzinfo:
+        return resolve_timezone(self.timezone)
+
+    def _expiry(self, state: Mapping[str, Any]) -> datetime | None:
+        """When an open packet expires (``None``: it never does, or is closed)."""
+        if self.expires_after is None or "closed" in state:
+            return None
+        opened = parse_time(state.get("opened"))
+        return None if opened is None else opened + self.expires_after
+
+    def _packets(self, tick: TickContext) -> dict[str, Mapping[str, Any]]:
+        return {m: s for m, s in tick.rule_states(self.name) if m.startswith("packet:")}
+
+    def next_run(self, after: datetime | None, tick: TickContext | None = None) -> datetime | None:
+        """The next scheduled packet, or the next expiry of an open packet."""
+        moments: list[datetime] = []
+        if self.schedule is not None and after is not None:
+            moments.append(self.schedule.next_after(after, self._tz))
+        if tick is not None and self.expires_after is not None:
+            for state in self._packets(tick).values():
+                expiry = self._expiry(state)
+                if expiry is not None:
+                    soonest = after + timedelta(microseconds=1) if after is not None else expiry
+                    moments.append(max(expiry, soonest))
+        return min(moments, default=None)
+
+    def due(self, now: datetime) -> datetime | None:
+        """The scheduled moment to open a packet for at ``now`` (as the schedule
+        campaign: the latest one, unless it is late beyond ``grace`` and missed
+        moments are skipped)."""
+        if self.schedule is None:
+            return None
+        moment = self.schedule.latest_at_or_before(now, self._tz)
+        if moment is None or (self.missed == "skip" and now - moment > self.grace):
+            return None
+        return moment
 
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
-        return ()
+        packets = self._packets(ctx)
+        decisions: list[Decision] = []
+        schedule = self.schedule
+        if (
+            schedule is not None
+            and schedule.latest_at_or_before(ctx.moment, self._tz) == ctx.moment
+        ):
+            moment = self.due(ctx.now)
+            if moment is not None:
+                opened = self._scheduled(ctx, moment, packets)
+                if opened is not None:
+                    decisions.append(opened)
+        for member_id in sorted(packets):
+            expiry = self._expiry(packets[member_id])
+            if expiry is not None and expiry <= ctx.now:
+                decisions.append(self._close(ctx, member_id, packets[member_id]))
+        return decisions
+
+    def _scheduled(
+        self, ctx: TickContext, moment: datetime, packets: Mapping[str, Mapping[str, Any]]
+    ) -> Decision | None:
+        """The packet of a scheduled moment (once: its id derives from the moment)."""
+        stamp = moment.isoformat()
+        packet = hashlib.sha256(f"{self.name}\x1fscheduled\x1f{stamp}".encode()).hexdigest()[:10]
+        if f"packet:{packet}" in packets:
+            return None
+        total, count = self.schedule_total, self.schedule_count
+        code = self.code(packet, total, count, signed=True)
+        group = next((g for g in ctx.community.groups if g.key == self.schedule_group), None)
+        posts: tuple[Action, ...] = ()
+        if group is not None:
+            text = self.scheduled.format(total=total, count=count, command=self.command, code=code)
+            posts = (
+                SendMessage(
+                    action_id=stable_id(self.name, "scheduled", stamp),
+                    platform=group.platform,
+                    group=group.group_id,
+                    source=self.source,
+                    reason=f"scheduled red packet {packet}",
+                    text=text,
+                ),
+            )
+        where = "" if posts else f" (no group {self.schedule_group!r} is configured: not posted)"
+        return Decision(
+            source=self.source,
+            explanation=(
+                f"opened scheduled red packet {packet} for {stamp}: {total} points in {count} "
+                f"shares, funded by the community{where}"
+            ),
+            actions=posts,
+            member=f"packet:{packet}",
+            state={
+                "opener": None,
+                "opened": stamp,
+                "total": total,
+                "count": count,
+                "funded_by_community": True,
+                "scheduled": True,
+            },
+        )
+
+    def _close(self, ctx: TickContext, member_id: str, state: Mapping[str, Any]) -> Decision:
+        """An expired packet closes: its unclaimed shares go back to the opener who
+        paid for it, or are recorded as unclaimed."""
+        packet = member_id.removeprefix("packet:")
+        total, count = state.get("total"), state.get("count")
+        if type(total) is not int or type(count) is not int or not 1 <= count <= total:
+            return Decision(
+                source=self.source,
+                explanation=f"red packet {packet} expired; its record is unreadable: closed",
+                member=member_id,
+                state={**state, "closed": ctx.now.isoformat()},
+            )
+        amounts = split(total, count, packet)
+        left = [i for i in range(count) if not ctx.already_awarded(self.share_key(packet, i))]
+        points = sum(amounts[i] for i in left)
+        opener = state.get("opener")
+        funder = (
+            opener if isinstance(opener, str) and not state.get("funded_by_community") else None
+        )
+        awards: tuple[AwardPoints, ...] = ()
+        if funder is not None and points:
+            awards = (
+                AwardPoints(
+                    member=funder,
+                    points=points,
+                    reason=f"red packet {packet}: {len(left)} unclaimed share(s) refunded",
+                    key=f"{self.source}:packet:{packet}:refund",
+                    multiply=False,
+                ),
+            )
+            outcome = f"{points} points of {len(left)} unclaimed share(s) refunded to {funder}"
+        elif points:
+            outcome = f"{points} points of {len(left)} share(s) left unclaimed"
+        else:
+            outcome = "every share was claimed"
+        return Decision(
+            source=self.source,
+            explanation=f"red packet {packet} expired: {outcome}",
+            awards=awards,
+            member=member_id,
+            state={
+                **state,
+                "closed": ctx.now.isoformat(),
+                "unclaimed": len(left),
+                "unclaimed_points": points,
+                "refunded": points if awards else 0,
+            },
+        )
 
     def on_event(self, ctx: RuleContext) -> Decision | None:
         event = ctx.event
@@ -678,6 +985,14 @@ class RedPacketCampaign:
             )
         packet, total, count = found
         fields.update(total=total, count=count)
+        record = ctx.rule_state(self.name, f"packet:{packet}")
+        expiry = self._expiry(record)  # None once closed
+        if "closed" in record or (expiry is not None and ctx.event.at >= expiry):
+            return self._refuse(
+                ctx,
+                f"tried to grab red packet {packet} after it expired",
+                self.expired.format(**fields),
+            )
         state = ctx.rule_state(self.name)
         claims = state.get("claims")
         claims = dict(claims) if isinstance(claims, Mapping) else {}
@@ -730,5 +1045,6 @@ def communitykit_campaign_types() -> Iterable[CampaignType]:
             name="red_packet",
             factory=RedPacketCampaign.from_settings,
             description="points red packets (红包): staff open one, the first N grab random shares",
+            takes_timezone=True,
         ),
     ]

@@ -8,17 +8,20 @@ newcomer joins with it, or tells it with ``/joined_by CODE`` within
 ``claim_hours`` of joining.
 
 A newcomer is attributed to one inviter (the first valid attribution wins). The
-inviter's reward stays pending until the newcomer meets the stay condition
-(still a member ``stay_days`` after joining and/or ``min_messages`` messages
-posted), then it is paid (once per newcomer, ever), or cancelled when the
-newcomer leaves first. Conditions are checked on the newcomer's messages and at
-a daily run (``check_at``, local time).
+inviter's reward is credited as pending points at once (and the second-level
+reward to the inviter's own inviter, if any); it counts only once the newcomer
+meets the stay condition (still a member ``stay_days`` after joining and/or
+``min_messages`` messages posted): then it is confirmed (once per newcomer,
+ever), or cancelled when the newcomer leaves first or when the inviter reached
+the daily cap of confirmed rewards. Conditions are checked on the newcomer's
+messages and at a daily run (``check_at``, local time).
 
 What the campaign remembers about a member (plain JSON). As a newcomer::
 
     {"joined": ISO, "fresh": true, "inviter": "telegram:1", "at": ISO,
      "status": "pending" | "confirmed" | "cancelled" | "unrewarded",
-     "why": "..." (unrewarded), "via": "link" | "code" | "claim" | "added"}
+     "why": "..." (unrewarded), "via": "link" | "code" | "claim" | "added",
+     "second": "telegram:0" (the inviter's inviter, when a second-level reward is pending)}
 
 As an inviter (written by the daily run and when a reward is paid)::
 
@@ -48,11 +51,14 @@ from communitykit.hookspecs import hookimpl
 from communitykit.model import (
     Action,
     AwardPoints,
+    CancelPoints,
     CommandInvoked,
+    ConfirmPoints,
     CreateInviteLink,
     Decision,
     MemberJoined,
     MemberLeft,
+    MemberStatus,
     MessagePosted,
     RuleContext,
     SendDirectMessage,
@@ -376,6 +382,75 @@ class ReferralCampaign:
             return {**new, "status": "unrewarded", "why": why}, why
         return {**new, "status": "pending"}, "pending"
 
+    def award_key(self, newcomer: str, second: bool = False) -> str:
+        """The ledger key of the (pending) reward for ``newcomer``: the inviter's, or
+        the second-level one of the inviter's inviter."""
+        key = f"referral:{self.name}:{newcomer}"
+        return f"{key}:second" if second else key
+
+    def _pending_rewards(
+        self, ctx: RuleContext, state: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[AwardPoints, ...]]:
+        """The pending rewards of a newcomer just attributed (none unless pending),
+        and their state recording who holds a second-level one."""
+        inviter = _text(state.get("inviter"))
+        if inviter is None or state.get("status") != "pending":
+            return state, ()
+        newcomer = ctx.member_id
+        awards = [
+            AwardPoints(
+                member=inviter,
+                points=self.reward,
+                reason="referral",
+                key=self.award_key(newcomer),
+                pending=True,
+            )
+        ]
+        if self.second_level:
+            inviter_state = ctx.rule_state(self.name, inviter)
+            grand_state = ctx.rule_state(self.name, _grand_id(inviter_state))
+            grand = _grand(inviter, inviter_state, grand_state)
+            if grand is not None and grand not in (inviter, newcomer):
+                state = {**state, "second": grand}
+                awards.append(
+                    AwardPoints(
+                        member=grand,
+                        points=self.second_level,
+                        reason="referral_second_level",
+                        key=self.award_key(newcomer, second=True),
+                        pending=True,
+                    )
+                )
+        return state, tuple(awards)
+
+    def _settle(
+        self,
+        newcomer: str,
+        newcomer_state: Mapping[str, Any],
+        inviter: str,
+        confirm: bool,
+        why: str,
+        grand_ok: bool = False,
+    ) -> tuple[tuple[ConfirmPoints, ...], tuple[CancelPoints, ...]]:
+        """Confirm or cancel the pending rewards for ``newcomer``; the second-level
+        one is confirmed only when ``grand_ok`` too."""
+        confirms: list[ConfirmPoints] = []
+        cancels: list[CancelPoints] = []
+        rewards = [(inviter, self.award_key(newcomer), confirm)]
+        grand = _text(newcomer_state.get("second"))
+        if grand is not None:
+            rewards.append((grand, self.award_key(newcomer, second=True), confirm and grand_ok))
+        for member, award, confirmed in rewards:
+            if confirmed:
+                confirms.append(
+                    ConfirmPoints(member=member, award=award, reason=why, key=f"{award}:confirm")
+                )
+            else:
+                cancels.append(
+                    CancelPoints(member=member, award=award, reason=why, key=f"{award}:cancel")
+                )
+        return tuple(confirms), tuple(cancels)
+
     def _joined(self, ctx: RuleContext, event: MemberJoined) -> Decision | None:
         state = dict(ctx.rule_state(self.name))
         if "joined" in state or _text(state.get("inviter")) is not None:
@@ -403,10 +478,12 @@ class ReferralCampaign:
                 if attributed is not None:
                     state = attributed
                     why = f"added by {adder.member_id} ({why})"
+        state, awards = self._pending_rewards(ctx, state)
         return Decision(
             source=self.source,
             explanation=f"{ctx.member_id} joined: {why}",
             state=state,
+            awards=awards,
         )
 
     def _claim(self, ctx: RuleContext, code: str) -> Decision:
@@ -433,6 +510,7 @@ class ReferralCampaign:
             return refuse(why)
         shown = ctx.member_of(*_split(inviter))
         inviter_name = (shown.display_name.strip() if shown is not None else "") or inviter
+        attributed, awards = self._pending_rewards(ctx, attributed)
         return Decision(
             source=self.source,
             explanation=f"{ctx.member_id} claimed {inviter}'s invite: {why}",
@@ -440,9 +518,12 @@ class ReferralCampaign:
                 self._say(ctx, self.claimed.format(**names, inviter=inviter_name), "claimed"),
             ),
             state=attributed,
+            awards=awards,
         )
 
     def _left(self, ctx: RuleContext) -> Decision | None:
+        if ctx.member.status is MemberStatus.ACTIVE:
+            return None  # left one group, still in another: still a member
         state = ctx.rule_state(self.name)
         inviter = _text(state.get("inviter"))
         if inviter is None:
@@ -456,10 +537,13 @@ class ReferralCampaign:
         status = effective_status(state, ctx.rule_state(self.name, inviter), ctx.member_id)
         if status != "pending":
             return None
+        why = f"{ctx.member_id} left before staying: {inviter}'s reward cancelled"
+        _, cancels = self._settle(ctx.member_id, state, inviter, False, "the newcomer left")
         return Decision(
             source=self.source,
-            explanation=f"{ctx.member_id} left before staying: {inviter}'s reward cancelled",
+            explanation=why,
             state={**state, "status": "cancelled"},
+            cancels=cancels,
         )
 
     def _met(self, joined: datetime, now: datetime, messages: int) -> bool:
@@ -483,13 +567,14 @@ class ReferralCampaign:
         if not self._met(joined, ctx.event.at, ctx.state.messages):
             return None
         grand = _grand(inviter, inviter_state, ctx.rule_state(self.name, _grand_id(inviter_state)))
-        new_inviter, awards, why = self._confirm(
-            ctx.member_id, inviter, inviter_state, grand, ctx.event.at
+        new_inviter, confirms, cancels, why = self._confirm(
+            ctx.member_id, state, inviter, inviter_state, grand, ctx.event.at
         )
         return Decision(
             source=self.source,
             explanation=why,
-            awards=awards,
+            confirms=confirms,
+            cancels=cancels,
             state=new_inviter,
             member=inviter,
         )
@@ -497,12 +582,14 @@ class ReferralCampaign:
     def _confirm(
         self,
         newcomer: str,
+        newcomer_state: Mapping[str, Any],
         inviter: str,
         inviter_state: Mapping[str, Any],
         grand: str | None,
         now: datetime,
-    ) -> tuple[dict[str, Any], tuple[AwardPoints, ...], str]:
-        """The inviter's state once ``newcomer`` stayed, the awards and why."""
+    ) -> tuple[dict[str, Any], tuple[ConfirmPoints, ...], tuple[CancelPoints, ...], str]:
+        """The inviter's state once ``newcomer`` stayed, the pending rewards to
+        confirm and to cancel (the daily cap), and why."""
         today = now.astimezone(self._tz).date().isoformat()
         refs = _refs(inviter_state)
         today_count = sum(
@@ -514,27 +601,22 @@ class ReferralCampaign:
                 f"{newcomer} stayed, but {inviter} reached the daily cap of "
                 f"{self.daily_cap} rewards on {today}: attributed, not rewarded"
             )
-            return {**inviter_state, "refs": refs}, (), why
+            confirms, cancels = self._settle(
+                newcomer, newcomer_state, inviter, False, "the daily cap of referral rewards"
+            )
+            return {**inviter_state, "refs": refs}, confirms, cancels, why
         refs[newcomer] = {"status": "confirmed", "day": today}
-        awards = [
-            AwardPoints(
-                member=inviter,
-                points=self.reward,
-                reason="referral",
-                key=f"referral:{self.name}:{newcomer}",
-            )
-        ]
-        if self.second_level and grand is not None and grand not in (inviter, newcomer):
-            awards.append(
-                AwardPoints(
-                    member=grand,
-                    points=self.second_level,
-                    reason="referral_second_level",
-                    key=f"referral:{self.name}:{newcomer}:second",
-                )
-            )
+        second = _text(newcomer_state.get("second"))
+        confirms, cancels = self._settle(
+            newcomer,
+            newcomer_state,
+            inviter,
+            True,
+            f"{newcomer} stayed",
+            grand_ok=grand is not None and grand == second,
+        )
         why = f"{newcomer} stayed: {inviter} earns {self.reward} points for the referral"
-        return {**inviter_state, "refs": refs}, tuple(awards), why
+        return {**inviter_state, "refs": refs}, confirms, cancels, why
 
     # ------------------------------------------------------------- schedule
 
@@ -556,7 +638,8 @@ class ReferralCampaign:
     def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
         states = {m: dict(s) for m, s in ctx.rule_states(self.name) if not m.startswith(CODE_KEY)}
         before = {m: dict(s) for m, s in states.items()}
-        awards: dict[str, list[AwardPoints]] = {}
+        confirms: dict[str, list[ConfirmPoints]] = {}
+        cancels: dict[str, list[CancelPoints]] = {}
         notes: dict[str, list[str]] = {}
         newcomers = sorted(
             (m for m, s in states.items() if _text(s.get("inviter")) is not None),
@@ -574,13 +657,16 @@ class ReferralCampaign:
                 if member is None or member.left_at is not None or joined is None:
                     status = "cancelled"
                     notes.setdefault(newcomer, []).append(f"{newcomer} left: cancelled")
+                    _, dropped = self._settle(newcomer, state, inviter, False, "the newcomer left")
+                    cancels.setdefault(newcomer, []).extend(dropped)
                 elif self._met(joined, ctx.now, mstate.messages if mstate else 0):
                     grand = _grand(inviter, inviter_state, states.get(_grand_id(inviter_state), {}))
-                    new_inviter, paid, why = self._confirm(
-                        newcomer, inviter, inviter_state, grand, ctx.now
+                    new_inviter, paid, dropped, why = self._confirm(
+                        newcomer, state, inviter, inviter_state, grand, ctx.now
                     )
                     states[inviter] = inviter_state = new_inviter
-                    awards.setdefault(inviter, []).extend(paid)
+                    confirms.setdefault(inviter, []).extend(paid)
+                    cancels.setdefault(inviter, []).extend(dropped)
                     notes.setdefault(inviter, []).append(why)
                     status = str(_refs(inviter_state)[newcomer]["status"])
             if status is None:
@@ -594,14 +680,16 @@ class ReferralCampaign:
                 states[newcomer] = {**states[newcomer], "status": status}
         decisions = []
         for member_id in sorted(states):
-            if states[member_id] == before.get(member_id, {}) and member_id not in awards:
+            settles = member_id in confirms or member_id in cancels
+            if states[member_id] == before.get(member_id, {}) and not settles:
                 continue
             why = "; ".join(notes.get(member_id, ())) or "referral numbers brought up to date"
             decisions.append(
                 Decision(
                     source=self.source,
                     explanation=why,
-                    awards=tuple(awards.get(member_id, ())),
+                    confirms=tuple(confirms.get(member_id, ())),
+                    cancels=tuple(cancels.get(member_id, ())),
                     state=states[member_id],
                     member=member_id,
                 )

@@ -1047,6 +1047,9 @@ class Engine:
         if ledger.has_key(order.key):
             return  # this very confirmation or cancellation was applied before
         found = ledger.result_for(order.award) if ledger.has_key(order.award) else None
+        if found is None and isinstance(order, ConfirmPoints) and order.instead is not None:
+            self._award(order.instead, at, pending)  # nothing was pending: credit it now
+            return
         if not isinstance(found, Entry) or found.kind is not EntryKind.PENDING:
             log.info(
                 "points.not_pending",

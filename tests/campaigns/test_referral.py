@@ -341,3 +341,31 @@ async def test_a_confirmed_reward_expires_counting_from_its_confirmation() -> No
     assert credit.expires_at == credit.at + timedelta(days=5)
     await app.engine.advance_to(credit.at + timedelta(days=5, minutes=1), clock.set)
     assert app.balance("console:ana") == 0
+
+
+async def test_a_referral_remembered_from_before_pending_rewards_is_paid_once_when_confirmed() -> (
+    None
+):
+    """State kept by a version that paid only at confirmation has no pending credit:
+    the confirmation credits the reward itself, once."""
+    app, clock = build()
+    await app.feed([joined("ana", T0), joined("bo", T0 + timedelta(hours=1))])
+    at = (T0 + timedelta(hours=1)).isoformat()
+    app.engine.moderation.states.setdefault("referral", {})["console:bo"] = {
+        "inviter": "console:ana",
+        "at": at,
+        "status": "pending",
+        "joined": at,
+    }
+    ledger = app.engine.ledger
+    assert (app.balance("console:ana"), ledger.pending_points("console:ana")) == (0, 0)
+    t1 = T0 + timedelta(hours=1)
+    await app.feed([say("bo", n, t1 + timedelta(days=n * 2)) for n in range(1, 4)])
+    await app.engine.advance_to(t1 + timedelta(days=9), clock.set)
+    assert app.balance("console:ana") == 50
+    assert [(e.kind.value, e.idempotency_key) for e in app.history("console:ana")] == [
+        ("credit", "referral:referral:console:bo")
+    ]
+    await app.engine.advance_to(t1 + timedelta(days=12), clock.set)
+    assert app.balance("console:ana") == 50
+    assert app.engine.moderation.state("referral", "console:bo")["status"] == "confirmed"

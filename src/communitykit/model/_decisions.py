@@ -138,12 +138,17 @@ class ConfirmPoints:
     (daily caps apply on the day it is confirmed); ``reason`` says why it is
     confirmed (the log). ``member`` must be the member the award was for.
     Confirming an award already confirmed or cancelled changes nothing.
+
+    ``instead`` is made when no award was ever made under ``award`` (state kept
+    from before a campaign made pending awards, say): the points are then
+    credited plainly. Give it the key ``award``, so it is paid once.
     """
 
     member: str
     award: str
     reason: str
     key: str
+    instead: AwardPoints | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -442,8 +442,21 @@ class ReferralCampaign:
             rewards.append((grand, self.award_key(newcomer, second=True), confirm and grand_ok))
         for member, award, confirmed in rewards:
             if confirmed:
+                second = award.endswith(":second")
+                instead = AwardPoints(  # a referral attributed before rewards were pending
+                    member=member,
+                    points=self.second_level if second else self.reward,
+                    reason="referral_second_level" if second else "referral",
+                    key=award,
+                )
                 confirms.append(
-                    ConfirmPoints(member=member, award=award, reason=why, key=f"{award}:confirm")
+                    ConfirmPoints(
+                        member=member,
+                        award=award,
+                        reason=why,
+                        key=f"{award}:confirm",
+                        instead=instead,
+                    )
                 )
             else:
                 cancels.append(

@@ -24,16 +24,19 @@ import abc
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 import attrs
 
 from communitykit._errors import ModelError
 from communitykit.model._decisions import MemberState
+from communitykit.model._events import Media
 from communitykit.model._lifecycle import Stage
 from communitykit.model._members import Member, MemberStatus, Role
 
 __all__ = [
     "BUILTIN_SEGMENTS",
+    "BUILTIN_TYPES",
     "NO_ACTIVITY",
     "Activity",
     "And",
@@ -50,9 +53,11 @@ __all__ = [
     "SegmentError",
     "build",
     "builtin_segment",
+    "contributors_segment",
     "evaluate",
     "parse_expression",
     "parse_period",
+    "posted_segment",
 ]
 
 
@@ -499,3 +504,56 @@ def build(expr: Expr, resolve: Callable[[str], Segment]) -> Segment:
     if expr.op == "not":
         return Not(parts[0])
     return And(parts) if expr.op == "and" else Or(parts)
+
+
+# --------------------------------------------------------------------------- parameterised types
+
+
+def _settings_int(settings: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:
+    value = settings.get(key, default)
+    if type(value) is not int or value < minimum:
+        raise SegmentError(f"{key}: expected a whole number >= {minimum}, found {value!r}")
+    return value
+
+
+def _only(settings: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    for key in settings:
+        if key not in allowed:
+            raise SegmentError(
+                f"{key}: unknown setting of a {what} segment (expected {', '.join(allowed)})"
+            )
+
+
+def posted_segment(settings: Mapping[str, Any]) -> Posted:
+    """``type = "posted"``: ``messages`` (N, default 1) posted in ``period``
+    (default ``"month"``), only those with ``media`` of a kind when it is set."""
+    _only(settings, ("messages", "media", "period"), "posted")
+    media = settings.get("media")
+    kinds = [kind.value for kind in Media]
+    if media is not None and media not in kinds:
+        raise SegmentError(f"media: expected one of {', '.join(kinds)}, found {media!r}")
+    period = settings.get("period", "month")
+    if not isinstance(period, str):
+        raise SegmentError(f"period: expected a string like 'month' or '30d', found {period!r}")
+    try:
+        parsed = parse_period(period)
+    except SegmentError as exc:
+        raise SegmentError(f"period: {exc}") from None
+    return Posted(messages=_settings_int(settings, "messages", 1), media=media, period=parsed)
+
+
+def contributors_segment(settings: Mapping[str, Any]) -> Contributors:
+    """``type = "contributors"``: at least ``responses`` replies and reactions
+    (default 3) drawn from others in the last ``days`` days (default 30)."""
+    _only(settings, ("responses", "days"), "contributors")
+    return Contributors(
+        responses=_settings_int(settings, "responses", 3),
+        period=Period(days=_settings_int(settings, "days", 30)),
+    )
+
+
+BUILTIN_TYPES: Mapping[str, Callable[[Mapping[str, Any]], Segment]] = {
+    "posted": posted_segment,
+    "contributors": contributors_segment,
+}
+"""The parameterised segment types every community has, by ``type`` name."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from communitykit import ConfigError, LifecycleSettings, parse_config
+from communitykit import CommunityConfig, ConfigError, LifecycleSettings, parse_config
 
 HEAD = """
 [community]
@@ -26,7 +26,7 @@ id = "g1"
 """
 
 
-def load(text: str):  # type: ignore[no-untyped-def]
+def load(text: str) -> CommunityConfig:
     return parse_config(HEAD + text)
 
 
@@ -53,7 +53,7 @@ remove = true
 """
     )
     assert config.lifecycle == LifecycleSettings(new_days=3, recalled_days=10)
-    assert config.segments["engaged_gold"].where.startswith("tier:gold")
+    assert str(config.segments["engaged_gold"].where).startswith("tier:gold")
     assert config.segments["photographers"].type == "posted"
     assert dict(config.segments["photographers"].settings) == {
         "messages": 10,

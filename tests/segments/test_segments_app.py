@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from communitykit import ConfigError
+from communitykit._clock import SimulatedClock
 from communitykit._segments import UnknownSegment
+from communitykit.app import CommunityApp
 from communitykit.cli import main
 from communitykit.testing import memory_app
 from tests.segments.helpers import joined, left, posted, reacted
@@ -54,7 +56,13 @@ days = 7
 """
 
 
-async def populated():  # type: ignore[no-untyped-def]
+def member_id(app: CommunityApp, user: str) -> str:
+    member = app.member("console", user)
+    assert member is not None
+    return member.member_id
+
+
+async def populated() -> tuple[CommunityApp, SimulatedClock]:
     app, clock = memory_app(config_text=CONFIG, start=T0)
     app.open(with_adapters=False)
     events = [
@@ -84,9 +92,7 @@ async def populated():  # type: ignore[no-untyped-def]
 
 async def test_built_in_and_configured_segments_pick_the_right_members() -> None:
     app, _ = await populated()
-    ana, bo, cy, dee, eve = (
-        app.member("console", u).member_id for u in ("ana", "bo", "cy", "dee", "eve")
-    )
+    ana, bo, cy, dee, eve = (member_id(app, u) for u in ("ana", "bo", "cy", "dee", "eve"))
     assert app.segment("all") == {ana, bo, cy, eve}
     assert app.segment("left") == {dee}
     assert app.segment("active") == {ana, bo, cy}
@@ -114,7 +120,7 @@ async def test_unknown_names_are_refused_with_a_hint() -> None:
 
 async def test_the_csv_export_has_one_row_per_member_and_no_formulas() -> None:
     app, _ = await populated()
-    await app.engine.retag(app.member("console", "ana").member_id, add=frozenset({"+vip"}))
+    await app.engine.retag(member_id(app, "ana"), add=frozenset({"+vip"}))
     rows = list(csv.DictReader(io.StringIO(app.export_segment("all"))))
     assert [r["display_name"] for r in rows] == ["Ana", "'=cmd|' /C calc'!A0", "Cy", "Eve"]
     by_name = {r["display_name"]: r for r in rows}
@@ -147,8 +153,6 @@ def test_the_segments_commands_list_show_and_export(
     config = tmp_path / "community.toml"
     config.write_text(CONFIG.replace("memory://", "sqlite:///c.db"), encoding="utf-8")
     import asyncio
-
-    from communitykit.app import CommunityApp
 
     async def fill() -> None:
         app = CommunityApp.from_file(config)

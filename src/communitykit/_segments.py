@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from communitykit._errors import CommunityKitError
 from communitykit._plugin_types import SegmentType
 from communitykit.config import CommunityConfig, ConfigError, _KnownNames
+from communitykit.engine import LIFECYCLE_STATE
 from communitykit.model import (
     IdentityGraph,
     LifecycleSettings,
@@ -54,9 +55,6 @@ __all__ = [
     "export_csv",
     "member_stage",
 ]
-
-#: the rule-state name under which the engine keeps each member's lifecycle stage
-LIFECYCLE_STATE = "lifecycle"
 
 
 class UnknownSegment(CommunityKitError):

@@ -166,6 +166,7 @@ class CommunityApp:
             capabilities=capabilities,
             clock=self.clock,
             scopes=scopes,
+            lifecycle=config.lifecycle,
             daily_caps={
                 "message": points.message_daily_cap,
                 "reaction_received": points.reaction_daily_cap,

@@ -68,6 +68,7 @@ from communitykit.model import (
     IdentityGraph,
     Kick,
     Ledger,
+    LifecycleSettings,
     LinkMethod,
     LinkProvenance,
     Member,
@@ -86,19 +87,23 @@ from communitykit.model import (
     RuleScope,
     SendDirectMessage,
     SetTitle,
+    Stage,
     TickContext,
     Tier,
     TierLadder,
     TierState,
     WarningLadder,
     apply_multiplier,
+    next_return,
     stable_id,
+    stage_of,
 )
 from communitykit.plugins import Plugins
 from communitykit.store import Batch, OutboxItem, Store
 
 __all__ = [
     "BULK_SOURCE_PREFIX",
+    "LIFECYCLE_STATE",
     "UNREACHABLE",
     "Dispatcher",
     "Engine",
@@ -122,7 +127,12 @@ _NOTIFICATIONS = (
     "communitykit_tier_changed",
     "communitykit_member_joined",
     "communitykit_member_left",
+    "communitykit_stage_changed",
 )
+#: lifecycle tracking: the rule-state name under which the engine keeps each
+#: member's stage and last return ({"stage": "active", "returned": "<iso>"})
+LIFECYCLE_STATE = "lifecycle"
+_STAGE_VALUES = frozenset(stage.value for stage in Stage)
 
 
 # a built-in points rule's decision before it is built: (rule, member, reason, key)
@@ -356,8 +366,10 @@ class Engine:
         daily_caps: Mapping[str, int] | None = None,
         expire_after: timedelta | None = None,
         scopes: Mapping[str, RuleScope] | None = None,
+        lifecycle: LifecycleSettings | None = None,
     ) -> None:
         self.community = community
+        self.lifecycle = lifecycle if lifecycle is not None else LifecycleSettings()
         self.store = store
         self.plugins = plugins
         self.ladder = ladder
@@ -404,6 +416,10 @@ class Engine:
         ]
         self._rule_names = frozenset(r.name for r in self.rules)
         self._takes_tick: dict[str, bool] = {}  # campaign -> whether next_run takes a tick
+        #: campaigns told of stage changes (those with ``on_stage_changed``)
+        self._stage_watchers = [
+            c for c in self.campaigns if callable(getattr(c, "on_stage_changed", None))
+        ]
 
     # ------------------------------------------------------------------ loading
 
@@ -686,6 +702,7 @@ class Engine:
                 self.moderation.membership(event, member_id, self.community, pending.batch)
         if kind in _ACTIVE_TYPES:
             live = self._live[member_id]
+            self._note_return(member_id, live.last_active_at, at, pending)  # lifecycle
             live.last_active_at = at
             dirty = pending.dirty
             dirty.add(member_id)
@@ -700,6 +717,8 @@ class Engine:
                         author_id = self._member_for(platform, to_user, at, pending).member_id
                     self._live[author_id].reactions_received += 1
                     dirty.add(author_id)
+        if kind in _ACTIVE_TYPES or kind in _MEMBERSHIP_TYPES:
+            self._track_stage(member_id, at, pending)  # lifecycle
         askers = self._routes.get(kind)
         if askers is None:
             askers = self._askers(kind)
@@ -1150,6 +1169,72 @@ class Engine:
                 )
                 self._queue_action(action, pending)
 
+    # ------------------------------------------------------------- lifecycle
+
+    def _note_return(
+        self, member_id: str, last_active: datetime | None, at: datetime, pending: _Pending
+    ) -> None:
+        """Remember activity at ``at`` as the member's last return when it is one."""
+        remembered = self.moderation.state(LIFECYCLE_STATE, member_id)
+        text = remembered.get("returned")
+        before = datetime.fromisoformat(text) if isinstance(text, str) else None
+        member = self.graph.get(member_id)
+        returned = next_return(
+            joined_at=member.joined_at,
+            last_active_at=last_active,
+            returned_at=before,
+            activity_at=at,
+            settings=self.lifecycle,
+        )
+        if returned is not None and returned != before:
+            state = {**remembered, "returned": returned.isoformat()}
+            self.moderation.set_state(LIFECYCLE_STATE, member_id, state, pending.batch)
+
+    def _track_stage(self, member_id: str, at: datetime, pending: _Pending) -> None:
+        """Store the member's stage at ``at``; when it changed, tell the hook and the
+        campaigns that watch stage changes."""
+        member = self.graph.get(member_id)
+        live = self._live.get(member_id)
+        remembered = self.moderation.state(LIFECYCLE_STATE, member_id)
+        text = remembered.get("returned")
+        stage = stage_of(
+            now=at,
+            joined_at=member.joined_at,
+            status=member.status,
+            last_active_at=live.last_active_at if live is not None else None,
+            returned_at=datetime.fromisoformat(text) if isinstance(text, str) else None,
+            settings=self.lifecycle,
+        )
+        old = remembered.get("stage")
+        if old == stage.value:
+            return
+        state = {**remembered, "stage": stage.value}
+        self.moderation.set_state(LIFECYCLE_STATE, member_id, state, pending.batch)
+        previous = Stage(old) if isinstance(old, str) and old in _STAGE_VALUES else None
+        if "communitykit_stage_changed" in pending.listening:
+            note = {"member": member, "old": previous, "new": stage, "at": at}
+            pending.notes.append(("communitykit_stage_changed", note))
+        for campaign in self._stage_watchers:
+            try:
+                decision = campaign.on_stage_changed(  # type: ignore[attr-defined]
+                    self._tick(at, at), member, previous, stage
+                )
+            except Exception as exc:  # a broken campaign must not stop the community
+                log.error(
+                    "campaign.failed", campaign=campaign.name, error=f"{type(exc).__name__}: {exc}"
+                )
+                continue
+            if decision is not None:
+                try:
+                    self._apply_decision(decision, None, pending)
+                except ModelError as exc:
+                    log.error("campaign.failed", campaign=campaign.name, error=str(exc))
+
+    def _sweep_stages(self, moment: datetime, pending: _Pending) -> None:
+        """The daily sweep: every member's stage at ``moment`` (changes by time alone)."""
+        for member in list(self.graph):
+            self._track_stage(member.member_id, moment, pending)
+
     # --------------------------------------------------------------- scheduling
 
     def next_due(self) -> datetime | None:
@@ -1273,6 +1358,7 @@ class Engine:
                 review = self._next_review()
                 if review <= now:
                     self._review_tiers(review, pending)
+                    self._sweep_stages(review, pending)  # lifecycle: what time alone changes
                     self.moderation.prune(review)
                     pending.batch.meta["schedule:tier_review"] = review.isoformat()
                     ran += 1

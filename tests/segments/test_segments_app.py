@@ -73,7 +73,7 @@ async def populated() -> tuple[CommunityApp, SimulatedClock]:
         joined("eve", T0, "Eve"),
     ]
     await app.feed(events)
-    at = T0 + 20 * DAY
+    at = T0 + 10 * DAY
     clock.set(at)
     # ana posts two photos and draws a reply and a reaction; bo replies
     await app.feed(

@@ -15,19 +15,23 @@ import difflib
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from communitykit._errors import CommunityKitError
 from communitykit._plugin_types import SegmentType
-from communitykit.config import CommunityConfig, ConfigError, _KnownNames
+from communitykit.config import AutoTagConfig, CommunityConfig, ConfigError, _KnownNames
 from communitykit.engine import LIFECYCLE_STATE
 from communitykit.model import (
+    Decision,
     IdentityGraph,
     LifecycleSettings,
+    MemberStatus,
     MessagePosted,
     ReactionAdded,
+    RuleContext,
     Stage,
+    TickContext,
 )
 from communitykit.model._segments import (
     BUILTIN_SEGMENTS,
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     from communitykit.engine import Engine
 
 __all__ = [
-    "LIFECYCLE_STATE",
+    "AutoTags",
     "SegmentBook",
     "UnknownSegment",
     "count_activity",
@@ -309,3 +313,92 @@ def export_csv(
         )
         writer.writerow([_cell(value) for value in row])
     return out.getvalue()
+
+
+class AutoTags:
+    """The ``[[auto_tags]]`` of a community, run as a campaign named ``auto_tags``.
+
+    Every day at midnight in the community's time zone (and so in ``simulate``
+    too), each entry's segment is evaluated; its tag is added to the current
+    members in it who lack it and, with ``remove = true``, taken from those who
+    have it and are no longer in it. The changes are decisions like any
+    campaign's: stored with the member and in the audit of what happened.
+    """
+
+    name = "auto_tags"
+    event_types: frozenset[str] = frozenset()
+
+    def __init__(self, book: SegmentBook, entries: Iterable[AutoTagConfig], tz: tzinfo) -> None:
+        self.book = book
+        self.entries = tuple(entries)
+        self.tz = tz
+        self.engine: Engine | None = None
+        self._segments = [(entry, book.get(entry.expression)) for entry in self.entries]
+
+    @property
+    def source(self) -> str:
+        return f"campaign:{self.name}"
+
+    def on_event(self, ctx: RuleContext) -> Decision | None:
+        return None
+
+    def next_run(self, after: datetime | None) -> datetime | None:
+        if after is None:
+            return None
+        day = after.astimezone(self.tz).date() + timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=self.tz)
+
+    def changes(self, engine: Engine, now: datetime) -> dict[str, tuple[set[str], set[str]]]:
+        """Per member: the tags to add and to remove at ``now``."""
+        periods = frozenset().union(*(segment.periods() for _, segment in self._segments))
+        views = [
+            view
+            for view in self.book.views(engine, now, periods)
+            if view.member.status not in (MemberStatus.LEFT, MemberStatus.BANNED)
+        ]
+        found: dict[str, tuple[set[str], set[str]]] = {}
+        for entry, segment in self._segments:
+            inside = evaluate(segment, views)
+            for view in views:
+                has = entry.tag in view.member.tags
+                member_id = view.member_id
+                if member_id in inside and not has:
+                    found.setdefault(member_id, (set(), set()))[0].add(entry.tag)
+                elif entry.remove and has and member_id not in inside:
+                    found.setdefault(member_id, (set(), set()))[1].add(entry.tag)
+        return found
+
+    def on_schedule(self, ctx: TickContext) -> Iterable[Decision]:
+        engine = self.engine
+        if engine is None:
+            return []
+        now = ctx.moment or ctx.now
+        decisions = []
+        for member_id, (add, remove) in sorted(self.changes(engine, now).items()):
+            remove -= add  # two entries disagree: adding wins
+            parts = [f"+{tag}" for tag in sorted(add)] + [f"-{tag}" for tag in sorted(remove)]
+            decisions.append(
+                Decision(
+                    source=self.source,
+                    explanation="automatic tags: " + " ".join(parts),
+                    member=member_id,
+                    add_tags=frozenset(add),
+                    remove_tags=frozenset(remove),
+                )
+            )
+        return decisions
+
+    def numbers(self, states: Iterable[Any], days: list[Any]) -> dict[str, Any]:
+        """How many current members carry each automatic tag."""
+        engine = self.engine
+        if engine is None:
+            return {}
+        return {
+            f"tagged {entry.tag}": sum(
+                1
+                for member in engine.graph
+                if entry.tag in member.tags
+                and member.status not in (MemberStatus.LEFT, MemberStatus.BANNED)
+            )
+            for entry in self.entries
+        }

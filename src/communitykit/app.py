@@ -36,7 +36,7 @@ from communitykit._broadcast import (
 from communitykit._clock import Clock, SystemClock
 from communitykit._errors import CommunityKitError, ModelError
 from communitykit._plugin_types import Adapter, Campaign, PlatformSettings, Rule
-from communitykit._segments import SegmentBook, UnknownSegment, export_csv
+from communitykit._segments import AutoTags, SegmentBook, UnknownSegment, export_csv
 from communitykit.config import CommunityConfig, ConfigError, load_config
 from communitykit.engine import Dispatcher, Engine, ProcessResult
 from communitykit.model import (
@@ -147,6 +147,10 @@ class CommunityApp:
         rules, scopes = self._build_rules()
         campaigns = self._build_campaigns()
         segments = SegmentBook(config, self.plugins.segment_types())
+        auto_tags = None
+        if config.auto_tags:
+            auto_tags = AutoTags(segments, config.auto_tags, config.community.tz)
+            campaigns.append(auto_tags)
         if self._store is not None:
             store = self._store
             store.open()  # idempotent; a store closed by close() opens again
@@ -178,6 +182,8 @@ class CommunityApp:
             ),
         )
         engine.load()
+        if auto_tags is not None:
+            auto_tags.engine = engine
         for adapter in adapters.values():
             adapter.host = self
         dispatcher = Dispatcher(

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from communitykit._errors import CommunityKitError
 from communitykit._plugin_types import SegmentType
 from communitykit.config import AutoTagConfig, CommunityConfig, ConfigError, _KnownNames
-from communitykit.engine import LIFECYCLE_STATE
 from communitykit.model import (
     Decision,
     IdentityGraph,
@@ -206,9 +205,7 @@ def member_stage(
 
     member = engine.graph.get(member_id)
     state = engine.states.get(member_id)
-    remembered = engine.moderation.state(LIFECYCLE_STATE, member_id)
-    returned = remembered.get("returned")
-    returned_at = datetime.fromisoformat(returned) if isinstance(returned, str) else None
+    _, returned_at = engine.stage_record(member_id)
     return lifecycle_stage(member, state, now, settings, returned_at)
 
 

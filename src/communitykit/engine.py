@@ -28,6 +28,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -132,7 +133,7 @@ _NOTIFICATIONS = (
 #: lifecycle tracking: the rule-state name under which the engine keeps each
 #: member's stage and last return ({"stage": "active", "returned": "<iso>"})
 LIFECYCLE_STATE = "lifecycle"
-_STAGE_VALUES = frozenset(stage.value for stage in Stage)
+_STAGE_VALUES = {stage.value: stage.value for stage in Stage}  # one copy of each
 
 
 # a built-in points rule's decision before it is built: (rule, member, reason, key)
@@ -218,6 +219,8 @@ class _LiveState:
         "last_active_at",
         "messages",
         "reactions_received",
+        "returned_at",
+        "stage",
         "tier",
         "tier_since",
     )
@@ -229,6 +232,9 @@ class _LiveState:
         self.last_active_at = state.last_active_at
         self.messages = state.messages
         self.reactions_received = state.reactions_received
+        # lifecycle: the stage last found and the last return (kept in rule states)
+        self.stage: str | None = None
+        self.returned_at: datetime | None = None
 
     def snapshot(self, member_id: str) -> MemberState:
         return MemberState(
@@ -370,6 +376,7 @@ class Engine:
     ) -> None:
         self.community = community
         self.lifecycle = lifecycle if lifecycle is not None else LifecycleSettings()
+        self._active_span = timedelta(days=self.lifecycle.active_days)
         self.store = store
         self.plugins = plugins
         self.ladder = ladder
@@ -454,6 +461,7 @@ class Engine:
         self._committed_links = graph.links_count()
         self._last_runs = {}
         self.moderation.load(self.store, self.clock.now(), graph.canonical_id)
+        self._load_stages()
         window = self.moderation.window
         if window:
             since = self.clock.now() - window
@@ -702,8 +710,16 @@ class Engine:
                 self.moderation.membership(event, member_id, self.community, pending.batch)
         if kind in _ACTIVE_TYPES:
             live = self._live[member_id]
-            self._note_return(member_id, live.last_active_at, at, pending)  # lifecycle
+            previous = live.last_active_at
             live.last_active_at = at
+            # lifecycle: an active member active again within active_days stays active
+            if (
+                previous is None
+                or at - previous > self._active_span
+                or not self._is_active(member_id)
+            ):
+                self._note_return(member_id, previous, at, pending)
+                self._track_stage(member_id, at, pending)
             dirty = pending.dirty
             dirty.add(member_id)
             if kind == "message_posted":
@@ -717,7 +733,7 @@ class Engine:
                         author_id = self._member_for(platform, to_user, at, pending).member_id
                     self._live[author_id].reactions_received += 1
                     dirty.add(author_id)
-        if kind in _ACTIVE_TYPES or kind in _MEMBERSHIP_TYPES:
+        if kind == "member_joined" or kind == "member_left":
             self._track_stage(member_id, at, pending)  # lifecycle
         askers = self._routes.get(kind)
         if askers is None:
@@ -1171,46 +1187,80 @@ class Engine:
 
     # ------------------------------------------------------------- lifecycle
 
+    def stage_record(self, member_id: str) -> tuple[Stage | None, datetime | None]:
+        """The stage the engine last found for the member (``None`` before any) and
+        the moment of their last return (``None`` when they never came back)."""
+        live = self._live.get(member_id)
+        if live is None:
+            return None, None
+        stage = live.stage
+        return (Stage(stage) if stage is not None else None), live.returned_at
+
+    def _is_active(self, member_id: str) -> bool:
+        """Whether the stage last found for the member is ``active``."""
+        return self._live[member_id].stage == "active"
+
+    def _load_stages(self) -> None:
+        """Move the stored stages out of the rule states into the members' live state
+        (two fields each, where a rule state would be a mapping per member)."""
+        stored = self.moderation.states.pop(LIFECYCLE_STATE, {})
+        for member_id, record in stored.items():
+            live = self._live.get(member_id)
+            if live is None:
+                continue
+            stage = record.get("stage")
+            live.stage = _STAGE_VALUES.get(stage) if isinstance(stage, str) else None
+            returned = record.get("returned")
+            if isinstance(returned, str):
+                try:
+                    live.returned_at = datetime.fromisoformat(returned)
+                except ValueError:
+                    live.returned_at = None
+
+    @staticmethod
+    def _write_stage(member_id: str, live: _LiveState, pending: _Pending) -> None:
+        record: dict[str, Any] = {"stage": live.stage}
+        if live.returned_at is not None:
+            record["returned"] = live.returned_at.isoformat()
+        pending.batch.rule_states[(LIFECYCLE_STATE, member_id)] = MappingProxyType(record)
+
     def _note_return(
         self, member_id: str, last_active: datetime | None, at: datetime, pending: _Pending
     ) -> None:
         """Remember activity at ``at`` as the member's last return when it is one."""
-        remembered = self.moderation.state(LIFECYCLE_STATE, member_id)
-        text = remembered.get("returned")
-        before = datetime.fromisoformat(text) if isinstance(text, str) else None
-        member = self.graph.get(member_id)
+        live = self._live[member_id]
         returned = next_return(
-            joined_at=member.joined_at,
+            joined_at=self.graph.get(member_id).joined_at,
             last_active_at=last_active,
-            returned_at=before,
+            returned_at=live.returned_at,
             activity_at=at,
             settings=self.lifecycle,
         )
-        if returned is not None and returned != before:
-            state = {**remembered, "returned": returned.isoformat()}
-            self.moderation.set_state(LIFECYCLE_STATE, member_id, state, pending.batch)
+        if returned != live.returned_at:
+            live.returned_at = returned
+            self._write_stage(member_id, live, pending)
 
     def _track_stage(self, member_id: str, at: datetime, pending: _Pending) -> None:
-        """Store the member's stage at ``at``; when it changed, tell the hook and the
-        campaigns that watch stage changes."""
-        member = self.graph.get(member_id)
+        """Keep the member's stage at ``at``; when it changed, store it and tell the
+        hook and the campaigns that watch stage changes."""
         live = self._live.get(member_id)
-        remembered = self.moderation.state(LIFECYCLE_STATE, member_id)
-        text = remembered.get("returned")
+        if live is None:  # a member without any state: nothing known to track
+            return
+        member = self.graph.get(member_id)
         stage = stage_of(
             now=at,
             joined_at=member.joined_at,
             status=member.status,
-            last_active_at=live.last_active_at if live is not None else None,
-            returned_at=datetime.fromisoformat(text) if isinstance(text, str) else None,
+            last_active_at=live.last_active_at,
+            returned_at=live.returned_at,
             settings=self.lifecycle,
         )
-        old = remembered.get("stage")
+        old = live.stage
         if old == stage.value:
             return
-        state = {**remembered, "stage": stage.value}
-        self.moderation.set_state(LIFECYCLE_STATE, member_id, state, pending.batch)
-        previous = Stage(old) if isinstance(old, str) and old in _STAGE_VALUES else None
+        live.stage = stage.value
+        self._write_stage(member_id, live, pending)
+        previous = Stage(old) if old is not None else None
         if "communitykit_stage_changed" in pending.listening:
             note = {"member": member, "old": previous, "new": stage, "at": at}
             pending.notes.append(("communitykit_stage_changed", note))

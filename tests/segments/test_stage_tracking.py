@@ -82,8 +82,15 @@ async def test_a_member_back_after_a_long_silence_is_in_the_recalled_segment() -
     await app.feed([posted("ana", later)])
     assert app.segment("recalled") == {"console:ana"}
     assert app.segment("active") == {"console:bo"}
-    remembered = app.engine.moderation.state(LIFECYCLE_STATE, "console:ana")
-    assert remembered == {"stage": "recalled", "returned": later.isoformat()}
+    assert app.engine.stage_record("console:ana") == (Stage.RECALLED, later)
+    stored = {(rule, member): state for rule, member, state in app.store.load_rule_states()}
+    assert stored[(LIFECYCLE_STATE, "console:ana")] == {
+        "stage": "recalled",
+        "returned": later.isoformat(),
+    }
+    app.engine.load()  # what was stored comes back
+    assert app.engine.stage_record("console:ana") == (Stage.RECALLED, later)
+    assert app.engine.stage_record("console:bo") == (Stage.ACTIVE, None)
 
 
 class Watcher:
@@ -186,7 +193,8 @@ def test_live_stage_tracking_agrees_with_the_pure_function_after_random_events(
             )
             assert member_stage(engine, member.member_id, end, engine.lifecycle) is expected
             # what the engine stored is the stage at its last look (an event or a sweep)
-            stored = engine.moderation.state(LIFECYCLE_STATE, member.member_id)
+            stored_stage, _ = engine.stage_record(member.member_id)
+            stored = {"stage": stored_stage.value if stored_stage else None}
             last_look = max(
                 [m for m in [*mine, member.joined_at, member.left_at] if m is not None]
                 + [_last_midnight(end)]

@@ -1108,6 +1108,10 @@ class _Loader:
                     found=_quote(name),
                     detail=f"a segment name is {_SEGMENT_NAME_RULE}",
                 )
+            if name in ("and", "or", "not"):
+                raise self.error(
+                    parts, detail=f"{name!r} is a word of segment expressions; choose another name"
+                )
             entry = self.table(entry, parts)
             where = self.string(entry, parts, "where", default=None, non_empty=True)
             kind = self.string(entry, parts, "type", default=None, non_empty=True)

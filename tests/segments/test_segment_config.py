@@ -84,6 +84,7 @@ def test_a_file_without_them_has_the_defaults() -> None:
         ("[segments.x]\nwhere = 3", "segments.x.where", "expected a non-empty string"),
         ("[segments.x]\n", "segments.x", "either where"),
         ('[segments.active]\nwhere = "new"', "segments.active", "built-in"),
+        ('[segments.and]\nwhere = "new"', "segments.and", "word of segment expressions"),
         ('[segments.x]\ntype = "posted"\nmedia = "gif"', "segments.x", "media"),
         ('[segments.x]\ntype = "posted"\nperiod = "fortnight"', "segments.x", "period"),
         ('[segments.x]\ntype = "posted"\nmessages = 0', "segments.x", "messages"),

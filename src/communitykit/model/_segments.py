@@ -409,7 +409,8 @@ class Expr:
         return frozenset().union(*(arg.names() for arg in self.args))
 
 
-_TOKEN = re.compile(r"\s*(?:(\()|(\))|([A-Za-z0-9_.:@+-]+)|(\S))")
+# a name is any run of characters but blanks, parentheses and & | ! (so tag:早鸟 is one)
+_TOKEN = re.compile(r"\s*(?:(\()|(\))|([^\s()&|!]+)|(\S))")
 _KEYWORDS = ("and", "or", "not")
 
 
@@ -424,7 +425,8 @@ def _tokens(text: str) -> list[tuple[str, int]]:
         token = match.group(match.lastindex or 0)
         if match.group(4) is not None:
             raise SegmentError(
-                f"unexpected {token!r} at character {match.start(4) + 1} of {text!r}"
+                f"unexpected {token!r} at character {match.start(4) + 1} of {text!r} "
+                "(combine segments with and, or, not)"
             )
         tokens.append((token, match.start(match.lastindex or 0) + 1))
     return tokens

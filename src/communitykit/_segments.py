@@ -92,12 +92,23 @@ class SegmentBook:
         entry = self.config.segments.get(name)
         if entry is not None:
             return entry.definition
-        if name == "contributors":
-            return "members whose messages drew 3 replies and reactions in the last 30 days"
-        if name in BUILTIN_SEGMENTS:
-            stages = {stage.value for stage in Stage}
-            return "built-in" + (" (lifecycle stage)" if name in stages else "")
-        return "built-in"
+        lifecycle = self.lifecycle
+        described = {
+            "all": "everyone who has not left or been banned",
+            "new": f"joined less than {lifecycle.new_days} days ago",
+            "active": f"active in the last {lifecycle.active_days} days (and not recalled)",
+            "recalled": f"back after more than {lifecycle.active_days} days without activity, "
+            f"less than {lifecycle.recalled_days} days ago",
+            "silent": "quiet, but neither new nor churned",
+            "churned": f"nothing for more than {lifecycle.churned_days} days",
+            "left": "left the community or banned",
+            "paying": "a paid membership valid today",
+            "admins": "owners and admins",
+            "kols": "members with the kol role",
+            "contributors": "messages drew at least 3 replies and reactions from others "
+            "in the last 30 days",
+        }
+        return described.get(name, "built-in")
 
     def get(self, name: str) -> Segment:
         """The segment ``name``, or an expression of names (``"active and not tag:x"``)."""

@@ -250,15 +250,6 @@ class CampaignType:
 
 
 @attrs.frozen(kw_only=True)
-class MetricType:
-    """A metric a plugin adds to the analytics (computed from stored events and ledger)."""
-
-    name: str = attrs.field(validator=_check_name)
-    compute: Callable[..., Any] = attrs.field(validator=_check_callable)
-    description: str = ""
-
-
-@attrs.frozen(kw_only=True)
 class SegmentType:
     """A kind of segment a plugin adds (``type = "<name>"`` in a ``[segments.<x>]``
     table): ``factory`` gets the table's other keys and returns a
@@ -267,4 +258,13 @@ class SegmentType:
 
     name: str = attrs.field(validator=_check_name)
     factory: Callable[[Mapping[str, Any]], Segment] = attrs.field(validator=_check_callable)
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class MetricType:
+    """A metric a plugin adds to the analytics (computed from stored events and ledger)."""
+
+    name: str = attrs.field(validator=_check_name)
+    compute: Callable[..., Any] = attrs.field(validator=_check_callable)
     description: str = ""

@@ -79,20 +79,20 @@ def communitykit_campaign_types() -> Iterable[CampaignType]:
 
 
 @hookspec
-def communitykit_metric_types() -> Iterable[MetricType]:
-    """Return the metrics this plugin adds to the analytics, as :class:`MetricType` values.
-
-    Every answer counts.
-    """
-    raise NotImplementedError
-
-
-@hookspec
 def communitykit_segment_types() -> Iterable[SegmentType]:
     """Return the segment types this plugin adds, as :class:`SegmentType` values.
 
     Called once when a community is built; ``[segments.<name>]`` tables name them
     by ``type``. Every answer counts.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def communitykit_metric_types() -> Iterable[MetricType]:
+    """Return the metrics this plugin adds to the analytics, as :class:`MetricType` values.
+
+    Every answer counts.
     """
     raise NotImplementedError
 

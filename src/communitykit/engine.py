@@ -1281,8 +1281,36 @@ class Engine:
                     log.error("campaign.failed", campaign=campaign.name, error=str(exc))
 
     def _sweep_stages(self, moment: datetime, pending: _Pending) -> None:
-        """The daily sweep: every member's stage at ``moment`` (changes by time alone)."""
+        """The daily sweep: every member's stage at ``moment`` (changes by time alone).
+
+        Members whose stage time alone cannot have changed are passed over:
+        ``churned`` and ``left`` stay; ``silent`` only churns, ``active`` only
+        lapses, ``new`` only ends; everything else is found in full.
+        """
+        settings = self.lifecycle
+        active_span = self._active_span
+        churned_span = timedelta(days=settings.churned_days)
+        new_span = timedelta(days=settings.new_days)
+        live_of = self._live
         for member in list(self.graph):
+            live = live_of.get(member.member_id)
+            if live is None:
+                continue
+            stage = live.stage
+            if stage == "churned" or stage == "left":
+                continue
+            if stage == "silent":
+                since = live.last_active_at or member.joined_at
+                if since is None or moment - since <= churned_span:
+                    continue
+            elif stage == "active":
+                last = live.last_active_at
+                if last is not None and moment - last <= active_span:
+                    continue
+            elif stage == "new":
+                joined = member.joined_at
+                if joined is not None and moment - joined < new_span:
+                    continue
             self._track_stage(member.member_id, moment, pending)
 
     # --------------------------------------------------------------- scheduling

@@ -32,6 +32,7 @@ from communitykit.model import (
     Stage,
     TickContext,
 )
+from communitykit.model._lifecycle import lifecycle_stage
 from communitykit.model._segments import (
     BUILTIN_SEGMENTS,
     Activity,
@@ -176,21 +177,26 @@ class SegmentBook:
         today = now.astimezone(engine.community.tz).date()
         states = engine.states
         groups_of = engine.moderation.member_groups
+        base = engine.ladder.base.name
+        settings = self.lifecycle
         views: list[MemberView] = []
         for member in engine.graph:
             member_id = member.member_id
             state = states.get(member_id)
+            _, returned_at = engine.stage_record(member_id)
             views.append(
                 MemberView(
                     member=member,
                     state=state,
-                    stage=member_stage(engine, member_id, now, self.lifecycle),
-                    tier=engine.tier(member_id),
+                    stage=lifecycle_stage(member, state, now, settings, returned_at),
+                    tier=state.tier if state is not None else base,
                     today=today,
                     groups=groups_of(member_id),
-                    activity={
-                        p: found[member_id] for p, found in activity.items() if member_id in found
-                    },
+                    activity=(
+                        {p: found[member_id] for p, found in activity.items() if member_id in found}
+                        if activity
+                        else {}
+                    ),
                 )
             )
         return views
@@ -212,8 +218,6 @@ def member_stage(
     engine: Engine, member_id: str, now: datetime, settings: LifecycleSettings
 ) -> Stage:
     """The member's stage at ``now`` from the engine's record, state and last return."""
-    from communitykit.model._lifecycle import lifecycle_stage
-
     member = engine.graph.get(member_id)
     state = engine.states.get(member_id)
     _, returned_at = engine.stage_record(member_id)

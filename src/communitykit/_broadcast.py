@@ -8,8 +8,8 @@ member ever gets it twice. The dispatcher delivers them as bulk work
 (:data:`~communitykit.engine.BULK_SOURCE_PREFIX`): replies and moderation go
 first.
 
-Segments (for now): ``all`` (every member who has not left or been banned),
-``tier:<name>`` and ``tag:<tag>``.
+Who gets it is a segment (see ``docs/segments.md``): the application finds its
+members and hands them to :func:`plan_broadcast`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from communitykit.engine import BULK_SOURCE_PREFIX, UNREACHABLE
 from communitykit.model import (
     Capabilities,
     Member,
-    MemberState,
-    MemberStatus,
     SendDirectMessage,
     stable_id,
 )
@@ -39,7 +37,6 @@ __all__ = [
     "broadcast_id_for",
     "plan_broadcast",
     "report_broadcast",
-    "segment_members",
 ]
 
 
@@ -53,25 +50,6 @@ def broadcast_id_for(segment: str, text: str, platform: str | None) -> str:
         "\x1f".join((segment, platform or "*", text)).encode(), digest_size=6
     ).hexdigest()
     return f"b-{digest}"
-
-
-def segment_members(
-    segment: str, members: Iterable[Member], states: Mapping[str, MemberState]
-) -> list[Member]:
-    """The members of ``segment`` (see the module documentation), by member id."""
-    kind, _, value = segment.partition(":")
-    current = [m for m in members if m.status not in (MemberStatus.LEFT, MemberStatus.BANNED)]
-    if segment == "all":
-        chosen = current
-    elif kind == "tier" and value:
-        chosen = [m for m in current if m.member_id in states and states[m.member_id].tier == value]
-    elif kind == "tag" and value:
-        chosen = [m for m in current if value in m.tags]
-    else:
-        raise BroadcastError(
-            f"unknown segment {segment!r}: expected 'all', 'tier:<name>' or 'tag:<tag>'"
-        )
-    return sorted(chosen, key=lambda m: m.member_id)
 
 
 @attrs.frozen(kw_only=True)

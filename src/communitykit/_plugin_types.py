@@ -22,6 +22,7 @@ from communitykit._secret import Secret
 from communitykit.model._actions import Action
 from communitykit.model._decisions import Capabilities, Decision, RuleContext, TickContext
 from communitykit.model._events import Event
+from communitykit.model._segments import Segment
 
 __all__ = [
     "Adapter",
@@ -36,6 +37,7 @@ __all__ = [
     "Receipt",
     "Rule",
     "RuleType",
+    "SegmentType",
     "TransientFailure",
 ]
 
@@ -245,6 +247,18 @@ class CampaignType:
     factory: Callable[[Mapping[str, Any]], Campaign] = attrs.field(validator=_check_callable)
     description: str = ""
     takes_timezone: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class SegmentType:
+    """A kind of segment a plugin adds (``type = "<name>"`` in a ``[segments.<x>]``
+    table): ``factory`` gets the table's other keys and returns a
+    :class:`~communitykit.Segment`; it raises an error with a clear message for
+    bad settings."""
+
+    name: str = attrs.field(validator=_check_name)
+    factory: Callable[[Mapping[str, Any]], Segment] = attrs.field(validator=_check_callable)
+    description: str = ""
 
 
 @attrs.frozen(kw_only=True)

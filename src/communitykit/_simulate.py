@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import attrs
 from communitykit._clock import SimulatedClock
 from communitykit._errors import CommunityKitError, FormatError
 from communitykit._plugin_types import Adapter, PlatformSettings
+from communitykit._segments import member_stage
 from communitykit.app import CommunityApp
 from communitykit.config import CommunityConfig
 from communitykit.model import (
@@ -32,10 +33,7 @@ from communitykit.model import (
     AuditRecord,
     EntryKind,
     Event,
-    LifecycleSettings,
-    Member,
     event_from_json,
-    lifecycle_stage,
 )
 from communitykit.plugins import Plugins, make_plugin_manager
 from communitykit.store import MemoryStore
@@ -287,13 +285,18 @@ def _write_outputs(
 
     tiers: Counter[str] = Counter()
     stages: Counter[str] = Counter()
-    settings = LifecycleSettings()
+    settings = app.config.lifecycle
     window = engine.ladder.window
+    in_segments: dict[str, list[str]] = {}
+    segment_sizes: dict[str, int] = {}
+    for name, chosen in app.segments(at=now).items():
+        segment_sizes[name] = len(chosen)
+        for member_id in chosen:
+            in_segments.setdefault(member_id, []).append(name)
     with (out_dir / "members.jsonl").open("w", encoding="utf-8") as out:
         for member in sorted(engine.graph, key=lambda m: m.member_id):
-            state = engine.states.get(member.member_id)
             tier = engine.tier(member.member_id)
-            stage = lifecycle_stage(member, state, now, settings)
+            stage = member_stage(engine, member.member_id, now, settings)
             tiers[tier] += 1
             stages[stage.value] += 1
             row = {
@@ -305,7 +308,7 @@ def _write_outputs(
                     member.member_id, now=now, window=window
                 ),
                 "stage": stage.value,
-                "segments": sorted(_segments(member, now.astimezone(engine.community.tz).date())),
+                "segments": sorted(in_segments.get(member.member_id, ())),
                 "warnings": len(engine.moderation.warnings(member.member_id, now)),
                 "streak": streak(member.member_id),
             }
@@ -324,6 +327,7 @@ def _write_outputs(
         },
         "members_by_tier": {t.name: tiers.get(t.name, 0) for t in engine.ladder.tiers},
         "members_by_stage": dict(sorted(stages.items())),
+        "members_by_segment": segment_sizes,
         "members": sum(tiers.values()),
         "campaigns": {},
     }
@@ -343,13 +347,3 @@ def _write_outputs(
         json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     return summary
-
-
-def _segments(member: Member, today: date) -> set[str]:
-    """The built-in segments that need no configuration (``today``: the community's day)."""
-    found: set[str] = set()
-    if member.is_paid(today):
-        found.add("paying")
-    if member.role.value in ("admin", "owner", "kol"):
-        found.add("admins_and_kols")
-    return found

@@ -20,22 +20,23 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from communitykit._broadcast import (
+    BroadcastError,
     BroadcastPlan,
     BroadcastReport,
     broadcast_id_for,
     plan_broadcast,
     report_broadcast,
-    segment_members,
 )
 from communitykit._clock import Clock, SystemClock
 from communitykit._errors import CommunityKitError, ModelError
 from communitykit._plugin_types import Adapter, Campaign, PlatformSettings, Rule
+from communitykit._segments import AutoTags, SegmentBook, UnknownSegment, export_csv
 from communitykit.config import CommunityConfig, ConfigError, load_config
 from communitykit.engine import Dispatcher, Engine, ProcessResult
 from communitykit.model import (
@@ -87,6 +88,7 @@ class CommunityApp:
         self._extra_campaigns = list(campaigns)
         self.adapters: dict[str, Adapter] = {}
         self._engine: Engine | None = None
+        self._segments: SegmentBook | None = None
         self._dispatcher: Dispatcher | None = None
         self._stop = asyncio.Event()
         self._dispatch_task: asyncio.Task[None] | None = None
@@ -144,6 +146,11 @@ class CommunityApp:
         adapters = self._build_adapters(strict=with_adapters)
         rules, scopes = self._build_rules()
         campaigns = self._build_campaigns()
+        segments = SegmentBook(config, self.plugins.segment_types())
+        auto_tags = None
+        if config.auto_tags:
+            auto_tags = AutoTags(segments, config.auto_tags, config.community.tz)
+            campaigns.append(auto_tags)
         if self._store is not None:
             store = self._store
             store.open()  # idempotent; a store closed by close() opens again
@@ -163,6 +170,7 @@ class CommunityApp:
             capabilities=capabilities,
             clock=self.clock,
             scopes=scopes,
+            lifecycle=config.lifecycle,
             daily_caps={
                 "message": points.message_daily_cap,
                 "reaction_received": points.reaction_daily_cap,
@@ -174,6 +182,8 @@ class CommunityApp:
             ),
         )
         engine.load()
+        if auto_tags is not None:
+            auto_tags.engine = engine
         for adapter in adapters.values():
             adapter.host = self
         dispatcher = Dispatcher(
@@ -187,6 +197,7 @@ class CommunityApp:
         engine.on_commit = dispatcher.wake
         self.adapters = adapters
         self._engine = engine
+        self._segments = segments
         self._dispatcher = dispatcher
 
     async def start(self) -> None:
@@ -344,7 +355,11 @@ class CommunityApp:
         """
         engine = self.engine
         broadcast_id = broadcast_id or broadcast_id_for(segment, text, platform)
-        members = segment_members(segment, engine.graph, engine.states)
+        try:
+            chosen = self.segment(segment)
+        except UnknownSegment as exc:
+            raise BroadcastError(str(exc)) from None
+        members = [engine.graph.get(member_id) for member_id in sorted(chosen)]
         plan = plan_broadcast(
             broadcast_id=broadcast_id,
             text=text,
@@ -370,6 +385,36 @@ class CommunityApp:
     def broadcast_report(self, broadcast_id: str) -> BroadcastReport:
         """Where broadcast ``broadcast_id`` stands: delivered, unreachable, failed, pending."""
         return report_broadcast(broadcast_id, self.store.outbox())
+
+    # ------------------------------------------------------------------ segments
+
+    @property
+    def segment_book(self) -> SegmentBook:
+        """Every segment the community knows: built-in and configured."""
+        if self._segments is None:
+            raise CommunityKitError("the community is not open: call open() or use 'async with'")
+        return self._segments
+
+    def segment(self, name: str, *, at: datetime | None = None) -> frozenset[str]:
+        """The ids of the members in segment ``name`` at ``at`` (default: now).
+
+        ``name`` is a segment name or an expression of names (``"active and
+        tier:gold"``); raises :class:`UnknownSegment` for one that names none.
+        """
+        moment = at if at is not None else self.clock.now()
+        return self.segment_book.members(self.engine, name, moment)
+
+    def segments(self, *, at: datetime | None = None) -> dict[str, frozenset[str]]:
+        """Every named segment's members at ``at`` (default: now)."""
+        moment = at if at is not None else self.clock.now()
+        return self.segment_book.all_members(self.engine, moment)
+
+    def export_segment(self, name: str, *, at: datetime | None = None) -> str:
+        """Segment ``name`` as CSV: member, display_name, platforms, tier, stage,
+        balance, tags (cells that would start a spreadsheet formula get a ``'``)."""
+        moment = at if at is not None else self.clock.now()
+        chosen = self.segment(name, at=moment)
+        return export_csv(self.engine, chosen, moment, self.config.lifecycle)
 
     # ------------------------------------------------------------------ queries
 

@@ -608,6 +608,75 @@ def _cmd_giveaway_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# ------------------------------------------------------------------- segments
+
+
+def _cmd_segments_list(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        book = app.segment_book
+        sizes = app.segments()
+        table = Table(show_edge=False)
+        table.add_column("segment")
+        table.add_column("definition", overflow="fold")
+        table.add_column("members", justify="right")
+        for name in book.names():
+            table.add_row(name, book.definition(name), str(len(sizes[name])))
+        out.print(table)
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_segments_show(args: argparse.Namespace) -> int:
+    from communitykit._segments import member_stage
+
+    app = _open(args.config)
+    try:
+        chosen = sorted(app.segment(args.name))
+        now = app.clock.now()
+        book = app.segment_book
+        if args.name in book.names():
+            out.print(f"{args.name}: {book.definition(args.name)}", markup=False)
+        table = Table(show_edge=False)
+        for column in ("member", "name", "tier", "stage", "balance", "tags"):
+            table.add_column(column, justify="right" if column == "balance" else "left")
+        for member_id in chosen[: args.limit or None]:
+            member = app.get_member(member_id)
+            table.add_row(
+                member_id,
+                member.display_name,
+                app.tier(member_id),
+                member_stage(app.engine, member_id, now, app.config.lifecycle).value,
+                str(app.balance(member_id)),
+                ", ".join(sorted(member.tags)),
+            )
+        out.print(table)
+        out.print(f"{len(chosen)} member(s)")
+    finally:
+        app.close()
+    return 0
+
+
+def _cmd_segments_export(args: argparse.Namespace) -> int:
+    app = _open(args.config)
+    try:
+        text = app.export_segment(args.name)
+    finally:
+        app.close()
+    rows = text.count("\n") - 1
+    if args.out is None or args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.out)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    err.print(f"wrote {rows} member(s) of segment {args.name!r} to {path}", markup=False)
+    return 0
+
+
 # ------------------------------------------------------------------ broadcast
 
 
@@ -859,7 +928,11 @@ def _parser() -> argparse.ArgumentParser:
         "broadcast", help="send a direct message to every reachable member of a segment"
     )
     cast.add_argument("config", help="the community.toml")
-    cast.add_argument("--segment", default="all", help="all (default), tier:<name> or tag:<tag>")
+    cast.add_argument(
+        "--segment",
+        default="all",
+        help="a segment name or expression (default: all); see 'segments list'",
+    )
     cast.add_argument("--text", required=True, help="the message")
     cast.add_argument("--platform", help="send only on this platform")
     cast.add_argument(
@@ -869,6 +942,22 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=3600.0, help="give up after this many seconds"
     )
     cast.set_defaults(handler=_cmd_broadcast)
+
+    segs = commands.add_parser("segments", help="list, show and export segments of members")
+    seg_commands = segs.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    slist = seg_commands.add_parser("list", help="every segment: definition and size")
+    slist.add_argument("config", help="the community.toml")
+    slist.set_defaults(handler=_cmd_segments_list)
+    sshow = seg_commands.add_parser("show", help="the members of one segment")
+    sshow.add_argument("config", help="the community.toml")
+    sshow.add_argument("name", help='a segment name or expression ("active and tier:gold")')
+    sshow.add_argument("--limit", type=_positive, help="show at most this many members")
+    sshow.set_defaults(handler=_cmd_segments_show)
+    sexport = seg_commands.add_parser("export", help="one segment's members as CSV")
+    sexport.add_argument("config", help="the community.toml")
+    sexport.add_argument("name", help="a segment name or expression")
+    sexport.add_argument("--out", help="the CSV file to write (default: standard output)")
+    sexport.set_defaults(handler=_cmd_segments_export)
 
     plugins = commands.add_parser("plugins", help="list installed plugins")
     plugin_commands = plugins.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)

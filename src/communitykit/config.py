@@ -42,14 +42,25 @@ from communitykit._errors import CommunityKitError, ModelError
 from communitykit._plugin_types import PlatformSettings
 from communitykit._secret import Secret
 from communitykit.model._community import Community, Group
+from communitykit.model._lifecycle import LifecycleSettings
+from communitykit.model._segments import (
+    BUILTIN_SEGMENTS,
+    BUILTIN_TYPES,
+    Expr,
+    SegmentError,
+    builtin_segment,
+    parse_expression,
+)
 from communitykit.model._tiers import Tier, TierLadder
 from communitykit.model._time import resolve_timezone
 
 __all__ = [
+    "AutoTagConfig",
     "CommunityConfig",
     "ConfigError",
     "PluginConfig",
     "PointsConfig",
+    "SegmentConfig",
     "default_config",
     "load_config",
     "parse_config",
@@ -190,6 +201,52 @@ class PluginConfig:
     enabled: bool = True
 
 
+@attrs.frozen(kw_only=True)
+class SegmentConfig:
+    """One ``[segments.<name>]`` table: a segment defined by an expression
+    (``where``) or by a segment ``type`` and its ``settings``; ``key`` names the
+    table in messages (``"segments.engaged"``)."""
+
+    name: str
+    where: str | None = None
+    type: str | None = None
+    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only)
+    key: str
+
+    @property
+    def definition(self) -> str:
+        """The definition as written: the expression, or the type and its settings."""
+        if self.where is not None:
+            return self.where
+        shown = ", ".join(f"{key} = {value!r}" for key, value in self.settings.items())
+        return f"type {self.type}" + (f" ({shown})" if shown else "")
+
+
+@attrs.frozen(kw_only=True)
+class AutoTagConfig:
+    """One ``[[auto_tags]]`` entry: ``tag`` the members of a segment (named by
+    ``segment`` or written inline as ``where``); with ``remove``, take the tag
+    away from those who leave it."""
+
+    tag: str
+    segment: str | None = None
+    where: str | None = None
+    remove: bool = False
+    key: str
+
+    @property
+    def expression(self) -> str:
+        return self.where if self.where is not None else str(self.segment)
+
+
+def _segment_map(value: Mapping[str, SegmentConfig]) -> Mapping[str, SegmentConfig]:
+    return MappingProxyType(dict(value))
+
+
+def _auto_tag_tuple(value: Iterable[AutoTagConfig]) -> tuple[AutoTagConfig, ...]:
+    return tuple(value)
+
+
 def default_ladder() -> TierLadder:
     """The ladder of a file without ``[[tiers.ladder]]``: one tier ``member`` from 0 points."""
     return TierLadder(tiers=[Tier(name="member", threshold=0)])
@@ -212,6 +269,9 @@ class CommunityConfig:
     ladder: TierLadder = attrs.field(factory=default_ladder)
     rules: tuple[PluginConfig, ...] = attrs.field(default=(), converter=_plugin_tuple)
     campaigns: tuple[PluginConfig, ...] = attrs.field(default=(), converter=_plugin_tuple)
+    lifecycle: LifecycleSettings = attrs.field(factory=LifecycleSettings)
+    segments: Mapping[str, SegmentConfig] = attrs.field(factory=dict, converter=_segment_map)
+    auto_tags: tuple[AutoTagConfig, ...] = attrs.field(default=(), converter=_auto_tag_tuple)
 
     @property
     def enabled_rules(self) -> tuple[PluginConfig, ...]:
@@ -464,7 +524,22 @@ _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
 _STEM = re.compile(r"[\w.-]+")
 _SPACE = re.compile(r"\s")
 
-_TOP = ("community", "groups", "platforms", "points", "tiers", "rules", "campaigns")
+_TOP = (
+    "community",
+    "groups",
+    "platforms",
+    "points",
+    "tiers",
+    "rules",
+    "campaigns",
+    "lifecycle",
+    "segments",
+    "auto_tags",
+)
+_LIFECYCLE = ("new_days", "active_days", "churned_days", "recalled_days")
+_AUTO_TAG = ("tag", "segment", "where", "remove")
+_SEGMENT_NAME_RULE = 'lowercase letters, digits, ".", "_" or "-", starting with a letter'
+
 _COMMUNITY = ("name", "purpose", "timezone", "store")
 _GROUP = ("key", "platform", "id", "title", "size_cap", "overflow_order")
 _POINTS = (
@@ -677,6 +752,12 @@ class _Loader:
         group_keys = [group.key for group in groups]
         rules = self.plugins(document.get("rules", []), "rules", "rule", group_keys)
         campaigns = self.plugins(document.get("campaigns", []), "campaigns", "campaign", group_keys)
+        lifecycle = self.lifecycle(document.get("lifecycle", {}))
+        known = _KnownNames(
+            tiers=frozenset(tier.name for tier in ladder.tiers), groups=frozenset(group_keys)
+        )
+        segments = self.segments(document.get("segments", {}), known)
+        auto_tags = self.auto_tags(document.get("auto_tags", []), known.with_segments(segments))
         return CommunityConfig(
             path=file,
             community=community,
@@ -686,6 +767,9 @@ class _Loader:
             ladder=ladder,
             rules=rules,
             campaigns=campaigns,
+            lifecycle=lifecycle,
+            segments=segments,
+            auto_tags=auto_tags,
         )
 
     def community(self, table: dict[str, Any], groups: list[Group]) -> Community:
@@ -1016,3 +1100,186 @@ class _Loader:
             found=_quote(item),
             detail=f"unknown group {_quote(item)}{where}; {hint}",
         )
+
+    # ----------------------------------------------------------- lifecycle and segments
+
+    def lifecycle(self, value: Any) -> LifecycleSettings:
+        parts: _KeyPath = ("lifecycle",)
+        table = self.table(value, parts)
+        self.check_keys(table, parts, _LIFECYCLE)
+        defaults = LifecycleSettings()
+        numbers = {
+            name: self.integer(
+                table,
+                parts,
+                name,
+                minimum=0 if name in ("new_days", "recalled_days") else 1,
+                maximum=MAX_DAYS,
+                default=getattr(defaults, name),
+            )
+            for name in _LIFECYCLE
+        }
+        try:
+            return LifecycleSettings(**numbers)
+        except ModelError as exc:
+            raise self.error(parts, detail=str(exc)) from None
+
+    def segments(self, value: Any, known: _KnownNames) -> dict[str, SegmentConfig]:
+        table = self.table(value, ("segments",))
+        found: dict[str, SegmentConfig] = {}
+        for name, entry in table.items():
+            parts: _KeyPath = ("segments", name)
+            if not _NAME.fullmatch(name):
+                raise self.error(
+                    parts,
+                    expected=f"a segment name ({_SEGMENT_NAME_RULE})",
+                    found=_quote(name),
+                    detail=f"a segment name is {_SEGMENT_NAME_RULE}",
+                )
+            if name in ("and", "or", "not"):
+                raise self.error(
+                    parts, detail=f"{name!r} is a word of segment expressions; choose another name"
+                )
+            entry = self.table(entry, parts)
+            where = self.string(entry, parts, "where", default=None, non_empty=True)
+            kind = self.string(entry, parts, "type", default=None, non_empty=True)
+            if (where is None) == (kind is None):
+                raise self.error(
+                    parts,
+                    detail='set either where = "<expression>" or type = "<segment type>"',
+                )
+            if name in BUILTIN_SEGMENTS and not (name == "contributors" and kind == name):
+                raise self.error(
+                    parts,
+                    detail=f"{name!r} is a built-in segment; choose another name"
+                    + (
+                        ' (or set type = "contributors" to change its settings)'
+                        if name == "contributors"
+                        else ""
+                    ),
+                )
+            settings: dict[str, Any] = {}
+            if where is not None:
+                self.check_keys(entry, parts, ("where",))
+                self.expression(where, (*parts, "where"))
+            else:
+                settings = {k: _freeze(v, False) for k, v in entry.items() if k != "type"}
+                builtin = BUILTIN_TYPES.get(str(kind))
+                if builtin is not None:
+                    try:
+                        builtin(settings)
+                    except SegmentError as exc:
+                        raise self.error(parts, detail=str(exc)) from None
+            found[name] = SegmentConfig(
+                name=name, where=where, type=kind, settings=settings, key=_render_key(parts)
+            )
+        names = known.with_segments(found)
+        for name, segment in found.items():
+            if segment.where is not None:
+                self.check_names(
+                    parse_expression(segment.where), names, ("segments", name, "where")
+                )
+        self.check_cycles(found)
+        return found
+
+    def expression(self, text: str, parts: _KeyPath) -> Expr:
+        try:
+            return parse_expression(text)
+        except SegmentError as exc:
+            raise self.error(parts, detail=str(exc)) from None
+
+    def check_names(self, expr: Expr, known: _KnownNames, parts: _KeyPath) -> None:
+        for name in sorted(expr.names()):
+            problem = known.problem(name)
+            if problem is not None:
+                raise self.error(parts, found=_quote(name), detail=problem)
+
+    def check_cycles(self, found: Mapping[str, SegmentConfig]) -> None:
+        refs = {
+            name: sorted(parse_expression(seg.where).names() & found.keys())
+            for name, seg in found.items()
+            if seg.where is not None
+        }
+        done: set[str] = set()
+
+        def visit(name: str, path: list[str]) -> None:
+            if name in path:
+                loop = " -> ".join([*path[path.index(name) :], name])
+                raise self.error(
+                    ("segments", path[0], "where"),
+                    detail=f"segments refer to each other in a loop: {loop}",
+                )
+            if name in done:
+                return
+            for ref in refs.get(name, ()):
+                visit(ref, [*path, name])
+            done.add(name)
+
+        for name in refs:
+            visit(name, [])
+
+    def auto_tags(self, value: Any, known: _KnownNames) -> tuple[AutoTagConfig, ...]:
+        found: list[AutoTagConfig] = []
+        for index, table in enumerate(self.array_of_tables(value, ("auto_tags",))):
+            parts: _KeyPath = ("auto_tags", index)
+            self.check_keys(table, parts, _AUTO_TAG)
+            tag = self.string(table, parts, "tag", non_empty=True)
+            segment = self.string(table, parts, "segment", default=None, non_empty=True)
+            where = self.string(table, parts, "where", default=None, non_empty=True)
+            if (segment is None) == (where is None):
+                raise self.error(
+                    parts, detail='set either segment = "<name>" or where = "<expression>"'
+                )
+            if segment is not None:
+                problem = known.problem(segment)
+                if problem is not None:
+                    raise self.error((*parts, "segment"), found=_quote(segment), detail=problem)
+            else:
+                expr = self.expression(where, (*parts, "where"))
+                self.check_names(expr, known, (*parts, "where"))
+            found.append(
+                AutoTagConfig(
+                    tag=tag,
+                    segment=segment,
+                    where=where,
+                    remove=self.boolean(table, parts, "remove", False),
+                    key=_render_key(parts),
+                )
+            )
+        return tuple(found)
+
+
+@attrs.frozen(kw_only=True)
+class _KnownNames:
+    """What segment names a file may use: built-ins, its tiers, groups and segments."""
+
+    tiers: frozenset[str]
+    groups: frozenset[str]
+    segments: frozenset[str] = frozenset()
+
+    def with_segments(self, segments: Mapping[str, SegmentConfig]) -> _KnownNames:
+        return attrs.evolve(self, segments=frozenset(segments))
+
+    def problem(self, name: str) -> str | None:
+        """Why ``name`` is not a segment this file can use, or ``None``."""
+        if name in self.segments:
+            return None
+        kind, _, value = name.partition(":")
+        if builtin_segment(name) is not None:
+            if kind == "tier" and value not in self.tiers:
+                return (
+                    f"unknown tier {value!r} in {name!r} (tiers: {', '.join(sorted(self.tiers))})"
+                )
+            if kind == "group" and value not in self.groups:
+                shown = ", ".join(sorted(self.groups)) or "none configured"
+                return f"unknown group {value!r} in {name!r} (groups: {shown})"
+            return None
+        choices = [*BUILTIN_SEGMENTS, *self.segments]
+        close = difflib.get_close_matches(name, choices, n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "use a built-in segment, tier:<name>, tag:<tag>, group:<key>, "
+            "platform:<name> or a [segments.<name>] table"
+        )
+        return f"unknown segment {name!r}; {hint}"

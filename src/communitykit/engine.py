@@ -28,6 +28,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -71,6 +72,7 @@ from communitykit.model import (
     IdentityGraph,
     Kick,
     Ledger,
+    LifecycleSettings,
     LinkMethod,
     LinkProvenance,
     Member,
@@ -89,19 +91,23 @@ from communitykit.model import (
     RuleScope,
     SendDirectMessage,
     SetTitle,
+    Stage,
     TickContext,
     Tier,
     TierLadder,
     TierState,
     WarningLadder,
     apply_multiplier,
+    next_return,
     stable_id,
+    stage_of,
 )
 from communitykit.plugins import Plugins
 from communitykit.store import Batch, OutboxItem, Store
 
 __all__ = [
     "BULK_SOURCE_PREFIX",
+    "LIFECYCLE_STATE",
     "UNREACHABLE",
     "Dispatcher",
     "Engine",
@@ -125,7 +131,12 @@ _NOTIFICATIONS = (
     "communitykit_tier_changed",
     "communitykit_member_joined",
     "communitykit_member_left",
+    "communitykit_stage_changed",
 )
+#: lifecycle tracking: the rule-state name under which the engine keeps each
+#: member's stage and last return ({"stage": "active", "returned": "<iso>"})
+LIFECYCLE_STATE = "lifecycle"
+_STAGE_VALUES = {stage.value: stage.value for stage in Stage}  # one copy of each
 
 
 # a built-in points rule's decision before it is built: (rule, member, reason, key)
@@ -211,6 +222,8 @@ class _LiveState:
         "last_active_at",
         "messages",
         "reactions_received",
+        "returned_at",
+        "stage",
         "tier",
         "tier_since",
     )
@@ -222,6 +235,9 @@ class _LiveState:
         self.last_active_at = state.last_active_at
         self.messages = state.messages
         self.reactions_received = state.reactions_received
+        # lifecycle: the stage last found and the last return (kept in rule states)
+        self.stage: str | None = None
+        self.returned_at: datetime | None = None
 
     def snapshot(self, member_id: str) -> MemberState:
         return MemberState(
@@ -359,8 +375,11 @@ class Engine:
         daily_caps: Mapping[str, int] | None = None,
         expire_after: timedelta | None = None,
         scopes: Mapping[str, RuleScope] | None = None,
+        lifecycle: LifecycleSettings | None = None,
     ) -> None:
         self.community = community
+        self.lifecycle = lifecycle if lifecycle is not None else LifecycleSettings()
+        self._active_span = timedelta(days=self.lifecycle.active_days)
         self.store = store
         self.plugins = plugins
         self.ladder = ladder
@@ -407,6 +426,10 @@ class Engine:
         ]
         self._rule_names = frozenset(r.name for r in self.rules)
         self._takes_tick: dict[str, bool] = {}  # campaign -> whether next_run takes a tick
+        #: campaigns told of stage changes (those with ``on_stage_changed``)
+        self._stage_watchers = [
+            c for c in self.campaigns if callable(getattr(c, "on_stage_changed", None))
+        ]
 
     # ------------------------------------------------------------------ loading
 
@@ -441,6 +464,7 @@ class Engine:
         self._committed_links = graph.links_count()
         self._last_runs = {}
         self.moderation.load(self.store, self.clock.now(), graph.canonical_id)
+        self._load_stages()
         window = self.moderation.window
         if window:
             since = self.clock.now() - window
@@ -689,7 +713,16 @@ class Engine:
                 self.moderation.membership(event, member_id, self.community, pending.batch)
         if kind in _ACTIVE_TYPES:
             live = self._live[member_id]
+            previous = live.last_active_at
             live.last_active_at = at
+            # lifecycle: an active member active again within active_days stays active
+            if (
+                previous is None
+                or at - previous > self._active_span
+                or not self._is_active(member_id)
+            ):
+                self._note_return(member_id, previous, at, pending)
+                self._track_stage(member_id, at, pending)
             dirty = pending.dirty
             dirty.add(member_id)
             if kind == "message_posted":
@@ -703,6 +736,8 @@ class Engine:
                         author_id = self._member_for(platform, to_user, at, pending).member_id
                     self._live[author_id].reactions_received += 1
                     dirty.add(author_id)
+        if kind == "member_joined" or kind == "member_left":
+            self._track_stage(member_id, at, pending)  # lifecycle
         askers = self._routes.get(kind)
         if askers is None:
             askers = self._askers(kind)
@@ -1227,6 +1262,134 @@ class Engine:
                 )
                 self._queue_action(action, pending)
 
+    # ------------------------------------------------------------- lifecycle
+
+    def stage_record(self, member_id: str) -> tuple[Stage | None, datetime | None]:
+        """The stage the engine last found for the member (``None`` before any) and
+        the moment of their last return (``None`` when they never came back)."""
+        live = self._live.get(member_id)
+        if live is None:
+            return None, None
+        stage = live.stage
+        return (Stage(stage) if stage is not None else None), live.returned_at
+
+    def _is_active(self, member_id: str) -> bool:
+        """Whether the stage last found for the member is ``active``."""
+        return self._live[member_id].stage == "active"
+
+    def _load_stages(self) -> None:
+        """Move the stored stages out of the rule states into the members' live state
+        (two fields each, where a rule state would be a mapping per member)."""
+        stored = self.moderation.states.pop(LIFECYCLE_STATE, {})
+        for member_id, record in stored.items():
+            live = self._live.get(member_id)
+            if live is None:
+                continue
+            stage = record.get("stage")
+            live.stage = _STAGE_VALUES.get(stage) if isinstance(stage, str) else None
+            returned = record.get("returned")
+            if isinstance(returned, str):
+                try:
+                    live.returned_at = datetime.fromisoformat(returned)
+                except ValueError:
+                    live.returned_at = None
+
+    @staticmethod
+    def _write_stage(member_id: str, live: _LiveState, pending: _Pending) -> None:
+        record: dict[str, Any] = {"stage": live.stage}
+        if live.returned_at is not None:
+            record["returned"] = live.returned_at.isoformat()
+        pending.batch.rule_states[(LIFECYCLE_STATE, member_id)] = MappingProxyType(record)
+
+    def _note_return(
+        self, member_id: str, last_active: datetime | None, at: datetime, pending: _Pending
+    ) -> None:
+        """Remember activity at ``at`` as the member's last return when it is one."""
+        live = self._live[member_id]
+        returned = next_return(
+            joined_at=self.graph.get(member_id).joined_at,
+            last_active_at=last_active,
+            returned_at=live.returned_at,
+            activity_at=at,
+            settings=self.lifecycle,
+        )
+        if returned != live.returned_at:
+            live.returned_at = returned
+            self._write_stage(member_id, live, pending)
+
+    def _track_stage(self, member_id: str, at: datetime, pending: _Pending) -> None:
+        """Keep the member's stage at ``at``; when it changed, store it and tell the
+        hook and the campaigns that watch stage changes."""
+        live = self._live.get(member_id)
+        if live is None:  # a member without any state: nothing known to track
+            return
+        member = self.graph.get(member_id)
+        stage = stage_of(
+            now=at,
+            joined_at=member.joined_at,
+            status=member.status,
+            last_active_at=live.last_active_at,
+            returned_at=live.returned_at,
+            settings=self.lifecycle,
+        )
+        old = live.stage
+        if old == stage.value:
+            return
+        live.stage = stage.value
+        self._write_stage(member_id, live, pending)
+        previous = Stage(old) if old is not None else None
+        if "communitykit_stage_changed" in pending.listening:
+            note = {"member": member, "old": previous, "new": stage, "at": at}
+            pending.notes.append(("communitykit_stage_changed", note))
+        for campaign in self._stage_watchers:
+            try:
+                decision = campaign.on_stage_changed(  # type: ignore[attr-defined]
+                    self._tick(at, at), member, previous, stage
+                )
+            except Exception as exc:  # a broken campaign must not stop the community
+                log.error(
+                    "campaign.failed", campaign=campaign.name, error=f"{type(exc).__name__}: {exc}"
+                )
+                continue
+            if decision is not None:
+                try:
+                    self._apply_decision(decision, None, pending)
+                except ModelError as exc:
+                    log.error("campaign.failed", campaign=campaign.name, error=str(exc))
+
+    def _sweep_stages(self, moment: datetime, pending: _Pending) -> None:
+        """The daily sweep: every member's stage at ``moment`` (changes by time alone).
+
+        Members whose stage time alone cannot have changed are passed over:
+        ``churned`` and ``left`` stay; ``silent`` only churns, ``active`` only
+        lapses, ``new`` only ends; everything else is found in full.
+        """
+        settings = self.lifecycle
+        active_span = self._active_span
+        churned_span = timedelta(days=settings.churned_days)
+        new_span = timedelta(days=settings.new_days)
+        live_of = self._live
+        for member in list(self.graph):
+            live = live_of.get(member.member_id)
+            if live is None:
+                continue
+            stage = live.stage
+            if stage == "churned" or stage == "left":
+                continue
+            if stage == "silent":
+                since = live.last_active_at or member.joined_at
+                if since is None or moment - since <= churned_span:
+                    continue
+            elif stage == "active":
+                last = live.last_active_at
+                if last is not None and moment - last <= active_span:
+                    continue
+            elif stage == "new":
+                joined = member.joined_at
+                if joined is not None and moment - joined < new_span:
+                    continue
+            self._track_stage(member.member_id, moment, pending)
+
     # --------------------------------------------------------------- scheduling
 
     def next_due(self) -> datetime | None:
@@ -1350,6 +1513,7 @@ class Engine:
                 review = self._next_review()
                 if review <= now:
                     self._review_tiers(review, pending)
+                    self._sweep_stages(review, pending)  # lifecycle: what time alone changes
                     self.moderation.prune(review)
                     pending.batch.meta["schedule:tier_review"] = review.isoformat()
                     ran += 1

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
         MetricType,
         Receipt,
         RuleType,
+        SegmentType,
     )
-    from communitykit.model import Action, Decision, Entry, Event, Member
+    from communitykit.model import Action, Decision, Entry, Event, Member, Stage
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -73,6 +74,16 @@ def communitykit_campaign_types() -> Iterable[CampaignType]:
 
     Called once when a community is built; ``[[campaigns]]`` tables name them by
     ``type``. Every answer counts.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def communitykit_segment_types() -> Iterable[SegmentType]:
+    """Return the segment types this plugin adds, as :class:`SegmentType` values.
+
+    Called once when a community is built; ``[segments.<name>]`` tables name them
+    by ``type``. Every answer counts.
     """
     raise NotImplementedError
 
@@ -136,4 +147,16 @@ def communitykit_action_failed(action: Action, reason: str, permanent: bool) -> 
 
     A transient failure is retried with backoff; this hook is called for each
     failed attempt. May be async.
+    """
+
+
+@hookspec
+def communitykit_stage_changed(member: Member, old: Stage | None, new: Stage, at: datetime) -> Any:
+    """A member's lifecycle stage changed (``old`` is ``None`` the first time one is known).
+
+    Called once per change: on activity (silent or churned to recalled or
+    active), on joining (to new), on leaving (to left) and at the daily sweep,
+    in the community's time zone, for the changes time alone makes (new to
+    active or silent, active to silent, silent to churned, recalled to active).
+    May be async. Return value ignored.
     """

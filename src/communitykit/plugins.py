@@ -28,7 +28,13 @@ import structlog
 
 from communitykit import hookspecs
 from communitykit._errors import CommunityKitError
-from communitykit._plugin_types import AdapterType, CampaignType, MetricType, RuleType
+from communitykit._plugin_types import (
+    AdapterType,
+    CampaignType,
+    MetricType,
+    RuleType,
+    SegmentType,
+)
 
 __all__ = [
     "DISABLE_ENV",
@@ -46,7 +52,7 @@ DISABLE_ENV = "COMMUNITYKIT_DISABLE_PLUGINS"
 
 log = structlog.get_logger("communitykit.plugins")
 
-T = TypeVar("T", AdapterType, RuleType, CampaignType, MetricType)
+T = TypeVar("T", AdapterType, RuleType, CampaignType, MetricType, SegmentType)
 
 
 class PluginError(CommunityKitError):
@@ -201,6 +207,9 @@ class Plugins:
 
     def metric_types(self) -> dict[str, MetricType]:
         return self._collect("communitykit_metric_types", MetricType, "metric")
+
+    def segment_types(self) -> dict[str, SegmentType]:
+        return self._collect("communitykit_segment_types", SegmentType, "segment")
 
     def _collect(self, hook_name: str, kind: type[T], label: str) -> dict[str, T]:
         caller = getattr(self.manager.hook, hook_name)

@@ -35,7 +35,7 @@ from communitykit.plugins import Plugins, make_plugin_manager
 if TYPE_CHECKING:
     from communitykit._plugin_types import Adapter, Campaign, Receipt, Rule
     from communitykit.app import CommunityApp
-    from communitykit.model import Action, Decision, Entry, Event, Member
+    from communitykit.model import Action, Decision, Entry, Event, Member, Stage
 
 __all__ = ["HookCall", "HookRecorder", "fresh_plugin_manager", "memory_app", "registered"]
 
@@ -117,6 +117,12 @@ class HookRecorder:
         self._record(
             "communitykit_action_failed", action=action, reason=reason, permanent=permanent
         )
+
+    @hookimpl
+    def communitykit_stage_changed(
+        self, member: Member, old: Stage | None, new: Stage, at: datetime
+    ) -> None:
+        self._record("communitykit_stage_changed", member=member, old=old, new=new, at=at)
 
 
 def memory_app(

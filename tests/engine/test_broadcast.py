@@ -99,7 +99,9 @@ async def test_running_a_broadcast_again_resumes_and_sends_nobody_twice() -> Non
 
 async def test_segments_pick_members_by_tier_or_tag() -> None:
     app = await community(ScriptedAdapter())
-    plan, _ = await app.broadcast("hi", segment="tier:nonexistent")
+    with pytest.raises(BroadcastError, match="unknown tier 'nonexistent'"):
+        await app.broadcast("hi", segment="tier:nonexistent")
+    plan, _ = await app.broadcast("hi", segment="tag:nobody-has-it")
     assert plan.actions == ()
     base = app.engine.ladder.base.name
     plan, _ = await app.broadcast("hi", segment=f"tier:{base}")

@@ -517,7 +517,7 @@ BAD: list[tuple[str, str, str]] = [
         "colour = 'red'\n",
         "colour",
         "unknown key; expected one of community, groups, platforms, "
-        "points, tiers, rules, campaigns",
+        "points, tiers, rules, campaigns, lifecycle, segments, auto_tags",
     ),
     # domain rules
     (

@@ -23,9 +23,10 @@ import attrs
 from communitykit._clock import SimulatedClock
 from communitykit._errors import CommunityKitError, InsufficientPoints
 from communitykit._plugin_types import PlatformSettings
+from communitykit._segments import member_stage
 from communitykit.app import CommunityApp
 from communitykit.config import parse_config
-from communitykit.model import EntryKind, LifecycleSettings, lifecycle_stage
+from communitykit.model import EntryKind
 from communitykit.plugins import Plugins, make_plugin_manager
 
 __all__ = ["DEMO_CONFIG", "DemoResult", "run_demo"]
@@ -245,10 +246,10 @@ def _result(
     engine = app.engine
     tiers: Counter[str] = Counter()
     stages: Counter[str] = Counter()
-    settings = LifecycleSettings()
+    settings = engine.lifecycle
     for member in engine.graph:
         tiers[engine.tier(member.member_id)] += 1
-        stages[lifecycle_stage(member, engine.states.get(member.member_id), now, settings)] += 1
+        stages[member_stage(engine, member.member_id, now, settings)] += 1
     points: Counter[str] = Counter()
     for entry in engine.ledger:
         if entry.kind is EntryKind.CREDIT:
@@ -285,7 +286,7 @@ def _result(
             "check-ins": sum(numbers["checked_in"].values()),
             "longest running streak (days)": max(streaks, default=0),
         }
-    stage_names = ["new", "active", "silent", "churned", "left"]
+    stage_names = ["new", "active", "recalled", "silent", "churned", "left"]
     return DemoResult(
         members=members,
         days=days,

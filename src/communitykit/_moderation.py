@@ -431,3 +431,7 @@ class EngineTickSource:
 
     def already_awarded(self, key: str) -> bool:
         return self._engine.ledger.has_key(key)
+
+    def segment(self, name: str, at: datetime) -> frozenset[str] | None:
+        members = self._engine.segment_members
+        return None if members is None else members(name, at)

@@ -181,6 +181,7 @@ class CommunityApp:
                 else timedelta(days=points.expire_after_days)
             ),
         )
+        engine.segment_members = lambda name, at: segments.members(engine, name, at)
         engine.load()
         if auto_tags is not None:
             auto_tags.engine = engine

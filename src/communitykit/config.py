@@ -28,7 +28,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from decimal import InvalidOperation as DecimalError
@@ -758,6 +758,7 @@ class _Loader:
         )
         segments = self.segments(document.get("segments", {}), known)
         auto_tags = self.auto_tags(document.get("auto_tags", []), known.with_segments(segments))
+        self.campaign_segments(campaigns, known.with_segments(segments))
         return CommunityConfig(
             path=file,
             community=community,
@@ -1217,6 +1218,16 @@ class _Loader:
 
         for name in refs:
             visit(name, [])
+
+    def campaign_segments(self, campaigns: Sequence[PluginConfig], known: _KnownNames) -> None:
+        """A campaign's ``segment`` setting, a segment name or expression, names
+        segments that exist."""
+        for index, campaign in enumerate(campaigns):
+            text = campaign.settings.get("segment")
+            if not isinstance(text, str) or not text.strip():
+                continue  # the campaign type says what it expects
+            parts: _KeyPath = ("campaigns", index, "segment")
+            self.check_names(self.expression(text, parts), known, parts)
 
     def auto_tags(self, value: Any, known: _KnownNames) -> tuple[AutoTagConfig, ...]:
         found: list[AutoTagConfig] = []

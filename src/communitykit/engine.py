@@ -379,6 +379,9 @@ class Engine:
     ) -> None:
         self.community = community
         self.lifecycle = lifecycle if lifecycle is not None else LifecycleSettings()
+        #: a segment's member ids at a moment (the application's segments), for
+        #: scheduled work (``TickContext.segment``); ``None``: no segments known
+        self.segment_members: Callable[[str, datetime], frozenset[str]] | None = None
         self._active_span = timedelta(days=self.lifecycle.active_days)
         self.store = store
         self.plugins = plugins

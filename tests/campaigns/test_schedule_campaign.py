@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from communitykit import MemberJoined, MemberState, SendDirectMessage, SendMessage
+from communitykit import (
+    ConfigError,
+    MemberJoined,
+    MemberState,
+    MessagePosted,
+    SendDirectMessage,
+    SendMessage,
+    parse_config,
+)
 from communitykit._errors import ModelError
 from communitykit.builtins.campaigns.rituals import ScheduleCampaign
 from communitykit.testing import memory_app
@@ -48,7 +56,7 @@ def sent(decisions: Any) -> list[Any]:
         ({"text": "早上好 {date!r}"}, "only use plain placeholders"),
         ({"text": "  "}, "text must be a text that is not empty"),
         ({"groups": [], "segment": None}, "groups must be set"),
-        ({"segment": "vip"}, "segment must be 'all', 'tier:<name>' or 'tag:<tag>'"),
+        ({"segment": "  "}, "segment must be a segment name or expression"),
         ({"missed": "later"}, "missed must be 'skip' or 'catch_up'"),
         ({"grace": "soon"}, "grace"),
         ({"timezone": "Mars/Olympus"}, "timezone must be an IANA time zone"),
@@ -276,3 +284,74 @@ async def test_missed_mornings_beyond_grace_are_skipped_through_the_engine() -> 
         if isinstance(item.action, SendMessage) and item.action.source == "campaign:morning"
     ]
     assert texts == []  # 06, 07 and 08 March are hours late: skipped
+
+
+SEGMENT_CONFIG = """
+[community]
+name = "晨读会"
+timezone = "Asia/Shanghai"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "main"
+
+[segments.readers]
+where = "active and not tag:staff"
+
+[[campaigns]]
+type = "schedule"
+name = "digest"
+when = "0 20 * * *"
+segment = "readers"
+text = "{date} 今日书摘"
+"""
+
+
+@pytest.mark.anyio
+async def test_a_configured_segment_gets_the_direct_messages_through_the_engine() -> None:
+    start = datetime(2026, 3, 5, 4, tzinfo=UTC)  # noon in Shanghai
+    app, clock = memory_app(
+        config_text=SEGMENT_CONFIG, start=start, adapters={"console": ScriptedAdapter()}
+    )
+    app.open()
+    joins = [
+        MemberJoined(event_id=f"j-{u}", platform="console", group="main", user=u, at=start)
+        for u in ("ana", "bo", "cy")
+    ]
+    await app.feed(joins)
+    await app.tag("console:cy", "staff")
+    await app.engine.advance_to(start + timedelta(days=1), clock.set)
+    # new members are not active yet: nobody is in the segment, nothing is sent
+    assert app.segment("readers", at=start + timedelta(days=1)) == frozenset()
+    said = start + timedelta(days=10)
+    await app.engine.advance_to(said, clock.set)
+    await app.feed(
+        [
+            MessagePosted(
+                event_id=f"m-{u}",
+                platform="console",
+                group="main",
+                user=u,
+                at=said,
+                message_id=f"m-{u}",
+                text="读完了",
+            )
+            for u in ("ana", "cy")
+        ]
+    )
+    await app.engine.advance_to(said + timedelta(hours=12), clock.set)
+    dms = [
+        (item.action.user, item.action.text)
+        for item in app.store.outbox()
+        if isinstance(item.action, SendDirectMessage) and item.action.source == "campaign:digest"
+    ]
+    assert dms == [("ana", "2026-03-15 今日书摘")]  # active, not staff; bo is silent
+
+
+def test_a_campaign_segment_naming_no_segment_is_refused_at_load() -> None:
+    text = SEGMENT_CONFIG.replace('segment = "readers"', 'segment = "raeders or tier:gold"')
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert caught.value.key == "campaigns[0].segment"
+    assert "unknown segment 'raeders'; did you mean 'readers'?" in str(caught.value)

@@ -521,6 +521,16 @@ class TickContext:
         found = getattr(self._source, "already_awarded", None)
         return bool(found(key)) if callable(found) else False
 
+    def segment(self, name: str) -> frozenset[str] | None:
+        """The ids of the members in segment ``name`` (a segment of the community's,
+        a built-in one or an expression of them) at this moment; ``None`` when the
+        source knows no segments (it has no ``segment``)."""
+        found = getattr(self._source, "segment", None)
+        if not callable(found):
+            return None
+        members = found(name, self.moment or self.now)
+        return None if members is None else frozenset(members)
+
 
 class TickSource(Protocol):
     """Where a :class:`TickContext` looks things up (the engine)."""

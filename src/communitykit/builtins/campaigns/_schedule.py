@@ -70,10 +70,8 @@ class ScheduleCampaign:
             raise reader.fail("text", "a text that is not empty", text)
         groups = reader.group_keys()
         segment = reader.raw("segment")
-        if segment is not None:
-            kind, _, value = segment.partition(":") if isinstance(segment, str) else ("", "", "")
-            if segment != "all" and not (kind in ("tier", "tag") and value):
-                raise reader.fail("segment", "'all', 'tier:<name>' or 'tag:<tag>'", segment)
+        if segment is not None and (not isinstance(segment, str) or not segment.strip()):
+            raise reader.fail("segment", "a segment name or expression", segment)
         if not groups and segment is None:
             raise reader.fail("groups", "set (or segment), so the text goes somewhere", None)
         missed = reader.raw("missed", "skip")
@@ -162,13 +160,20 @@ class ScheduleCampaign:
     def _direct(self, tick: TickContext, text: str, stamp: str) -> list[Decision]:
         segment = self.segment or "all"
         kind, _, value = segment.partition(":")
+        inside = None if segment == "all" else tick.segment(segment)
+        if inside is None and segment != "all" and kind not in ("tier", "tag"):
+            return []  # no segments known here (a bare tick source): nobody to reach
         decisions: list[Decision] = []
         for member, state in sorted(tick.members(), key=lambda pair: pair[0].member_id):
             if member.status is not MemberStatus.ACTIVE:
                 continue
-            if kind == "tier" and state.tier != value:
-                continue
-            if kind == "tag" and value not in member.tags:
+            if inside is not None:
+                wanted = member.member_id in inside
+            else:  # the segments a bare tick source can still tell
+                wanted = (kind != "tier" or state.tier == value) and (
+                    kind != "tag" or value in member.tags
+                )
+            if not wanted:
                 continue
             for platform, user in sorted(member.identities):
                 caps = tick.capabilities.get(platform)

@@ -193,3 +193,35 @@ def test_only_members_of_the_configured_groups_are_recalled() -> None:
     world = World(recall(groups=["main"]))
     world.join("ana", at=JOINED)
     assert [d.member for d in world.tick(evening(date(2026, 3, 8)))] == ["console:ana"]
+
+
+SEGMENT_CONFIG = CONFIG.replace("silent_days = 14", 'segment = "churned and not tag:vip"').replace(
+    "[points]", "[lifecycle]\nchurned_days = 20\n\n[points]"
+)
+
+
+@pytest.mark.anyio
+async def test_through_the_engine_a_recall_by_segment_waits_for_the_members_to_enter_it() -> None:
+    start = local(date(2026, 2, 20), 10)
+    app, clock = memory_app(
+        config_text=SEGMENT_CONFIG, adapters={"console": ScriptedAdapter()}, start=start
+    )
+    app.open()
+    await app.feed(
+        [
+            MemberJoined(
+                event_id=f"j-{u}", platform="console", group="g1", user=u, at=start, display_name=u
+            )
+            for u in ("ana", "bo", "cy")
+        ]
+    )
+    await app.tag("console:cy", "vip")
+    await app.engine.advance_to(local(date(2026, 3, 13), 20), clock.set)
+    recalls = [
+        (item.action.user, item.created_at.astimezone(start.tzinfo).date())
+        for item in app.store.outbox()
+        if getattr(item.action, "reason", "") == "recall a silent member"
+    ]
+    # silent from the 14th day on, churned after 20 days (2026-03-12 10:00): the
+    # recall waits for the segment, and leaves the vip alone
+    assert sorted(recalls) == [("ana", date(2026, 3, 12)), ("bo", date(2026, 3, 12))]

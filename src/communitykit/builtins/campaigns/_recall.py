@@ -50,6 +50,14 @@ _STOPPED = "{name}，好的，以后不会再打扰你了。"
 _ACTIVITY = frozenset({"message_posted", "command_invoked", "reaction_added"})
 
 
+def _segment(value: object, reader: CampaignSettings) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise reader.fail("segment", "a segment name or expression", value)
+    return value.strip()
+
+
 def _count(value: object) -> int:
     return value if type(value) is int and value >= 0 else 0
 
@@ -93,6 +101,9 @@ class RecallCampaign:
     tz: tzinfo = attrs.field(default=UTC, eq=False, repr=False)
     message: str = _MESSAGE
     stopped: str = _STOPPED
+    #: recall the members of this segment (``"silent or churned"``, say) instead
+    #: of those silent for ``silent_days``
+    segment: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RecallCampaign:
@@ -111,6 +122,7 @@ class RecallCampaign:
             tz=tz,
             message=reader.template("message", _MESSAGE, ("name", "mention", "days")),
             stopped=reader.template("stopped", _STOPPED, ("name", "mention")),
+            segment=_segment(reader.raw("segment"), reader),
         )
         reader.done()
         return campaign
@@ -173,15 +185,22 @@ class RecallCampaign:
         return min(m for m in moments if m > after)
 
     def due(
-        self, state: Mapping[str, Any], last_active: datetime | None, now: datetime
+        self,
+        state: Mapping[str, Any],
+        last_active: datetime | None,
+        now: datetime,
+        *,
+        in_segment: bool = False,
     ) -> int | None:
-        """Days of silence when the member is to be recalled at ``now``, else ``None``."""
+        """Days of silence when the member is to be recalled at ``now``, else ``None``
+        (``in_segment``: the member is in the campaign's segment, which then stands
+        for ``silent_days``)."""
         if state.get("opted_out") is True or last_active is None:
             return None
         if _count(state.get("tries")) >= self.max_tries:
             return None
         silent = (now - last_active).days
-        if silent < self.silent_days:
+        if not in_segment and silent < self.silent_days:
             return None
         last = parse_time(state.get("last"))
         if last is not None and now - last < timedelta(days=self.every_days) - timedelta(hours=2):
@@ -199,14 +218,19 @@ class RecallCampaign:
         groups = [g for g in ctx.community.groups if not self.groups or g.key in self.groups]
         decisions: list[Decision] = []
         now = ctx.moment
+        inside = None if self.segment is None else ctx.segment(self.segment)
+        if self.segment is not None and inside is None:
+            return decisions  # no segments known here: nobody to recall
         for member, live in sorted(ctx.members(), key=lambda row: row[0].member_id):
             if gone(member):
+                continue
+            if inside is not None and member.member_id not in inside:
                 continue
             if self.groups and not (ctx.groups_of(member.member_id) & self.groups):
                 continue
             state = states.get(member.member_id, {})
             last_active = live.last_active_at or member.joined_at
-            silent = self.due(state, last_active, now)
+            silent = self.due(state, last_active, now, in_segment=inside is not None)
             if silent is None:
                 continue
             shown = shown_name(member)

@@ -50,7 +50,14 @@ from communitykit.model._events import (
     event_from_json,
 )
 from communitykit.model._ledger import RESERVED_KEY_PREFIX, Award, Entry, EntryKind, Ledger
-from communitykit.model._lifecycle import LifecycleSettings, Stage, lifecycle_stage
+from communitykit.model._lifecycle import (
+    LifecycleSettings,
+    Stage,
+    last_return,
+    lifecycle_stage,
+    next_return,
+    stage_of,
+)
 from communitykit.model._members import (
     IdentityGraph,
     IdentityLink,
@@ -153,10 +160,13 @@ __all__ = [
     "event_from_dict",
     "event_from_json",
     "fingerprint",
+    "last_return",
     "lifecycle_stage",
     "merge_members",
+    "next_return",
     "normalize_text",
     "parse_duration",
     "stable_id",
+    "stage_of",
     "unmerge_members",
 ]

@@ -81,7 +81,9 @@ def communitykit_campaign_types() -> Iterable[CampaignType]:
 def communitykit_metric_types() -> Iterable[MetricType]:
     """Return the metrics this plugin adds to the analytics, as :class:`MetricType` values.
 
-    Every answer counts.
+    A metric's ``compute(ctx: MetricContext) -> MetricResult`` reads ``ctx.facts``
+    (or the store, ``ctx.store``) for the range ``ctx.start .. ctx.end``. Every
+    answer counts.
     """
     raise NotImplementedError
 

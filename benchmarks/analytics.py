@@ -110,9 +110,9 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
     )
     # events: joins, leaves, activity, in time order
     all_at = np.concatenate([join_us, leave_us[leaves], at_us])
-    all_kind = np.concatenate(
-        [np.full(members, 3), np.full(int(leaves.sum()), 4), kind]
-    ).astype(np.int8)
+    all_kind = np.concatenate([np.full(members, 3), np.full(int(leaves.sum()), 4), kind]).astype(
+        np.int8
+    )
     all_who = np.concatenate([np.arange(members), np.flatnonzero(leaves), who])
     order = np.argsort(all_at, kind="stable")
     names = (*types, "member_joined", "member_left")
@@ -149,8 +149,16 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
     spends = rng.choice(len(ledger_at), size=len(ledger_at) // 20, replace=False)
     expiries = rng.choice(len(ledger_at), size=len(ledger_at) // 20, replace=False)
     entries = [
-        *((int(ledger_at[i]), int(ledger_who[i]), "credit", 2, ("message", "checkin")[
-            ledger_reason[i]]) for i in range(len(ledger_at))),
+        *(
+            (
+                int(ledger_at[i]),
+                int(ledger_who[i]),
+                "credit",
+                2,
+                ("message", "checkin")[ledger_reason[i]],
+            )
+            for i in range(len(ledger_at))
+        ),
         *((int(ledger_at[i]) + _US, int(ledger_who[i]), "debit", -1, "shop") for i in spends),
         *(
             (int(ledger_at[i]) + 90 * _DAY_US, int(ledger_who[i]), "expiry", -1, "expiry")
@@ -218,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     report = build_report(store, end - timedelta(days=29), end, community=community)
     report_wall, report_cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(
-        f"report: {report_wall:.2f} s wall, {report_cpu:.2f} s cpu"
-        f"  ({len(report.metrics)} metrics)"
+        f"report: {report_wall:.2f} s wall, {report_cpu:.2f} s cpu  ({len(report.metrics)} metrics)"
     )
     headline = report.metric("headline").figures
     print("headline:", dict(headline))

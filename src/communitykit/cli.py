@@ -610,11 +610,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if fmt == "json":
         text = json.dumps(report.to_json(), ensure_ascii=False, indent=2)
     else:
+        import importlib
+
         try:
-            from communitykit.analytics import _html
+            html = importlib.import_module("communitykit.analytics._html")
         except ImportError:
             raise UsageError("the HTML report is not available in this version") from None
-        text = _html.render(report)
+        text = html.render(report)
     if args.out is None:
         if fmt == "html":
             raise UsageError("give --out FILE for the HTML report")

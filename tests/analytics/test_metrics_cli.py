@@ -30,9 +30,7 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def test_report_json_lists_every_builtin_metric_for_the_range(
-    config: Path, tmp_path: Path
-) -> None:
+def test_report_json_lists_every_builtin_metric_for_the_range(config: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     code = main(
         ["report", str(config), "--from", "2026-03-01", "--to", "2026-03-07", "--out", str(out)]
@@ -47,9 +45,7 @@ def test_report_json_lists_every_builtin_metric_for_the_range(
     assert report.metric("headline").figures["members"] == 0
 
 
-def test_report_prints_json_without_out(
-    config: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_report_prints_json_without_out(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(config), "--to", "2026-03-07", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["from"] == "2026-02-06"  # the last 30 days by default
@@ -76,4 +72,3 @@ def test_bad_input_is_one_clear_error_with_exit_2(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
-

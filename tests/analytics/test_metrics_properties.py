@@ -89,6 +89,7 @@ def run(
     events: list[Event], group: str | None = None, platform: str | None = None
 ) -> tuple[Report, list[Event]]:
     """The report, and the events the store holds (in the order stored)."""
+
     async def go(app: CommunityApp) -> None:
         for event in events:
             await app.feed([event])
@@ -166,9 +167,7 @@ def check(report: Report, events: list[Event]) -> None:
     assert members["joined"] == tuple(joined.get(d, 0) for d in days())
     assert members["left"] == tuple(left.get(d, 0) for d in days())
     assert members["net"] == tuple(joined.get(d, 0) - left.get(d, 0) for d in days())
-    total = [
-        sum(1 if inn else -1 for _m, day, inn in moves if day <= d) for d in days()
-    ]
+    total = [sum(1 if inn else -1 for _m, day, inn in moves if day <= d) for d in days()]
     assert members["total"] == tuple(total)
 
     active = naive_active(events)
@@ -176,7 +175,9 @@ def check(report: Report, events: list[Event]) -> None:
     for n, d in enumerate(days()):
 
         def window(width: int, d: date = d) -> int:
-            return len(set().union(*(active.get(d - timedelta(days=k), set()) for k in range(width))))
+            return len(
+                set().union(*(active.get(d - timedelta(days=k), set()) for k in range(width)))
+            )
 
         assert series["DAU"][n] == window(1), d
         assert series["WAU"][n] == window(7), d
@@ -205,9 +206,7 @@ def check(report: Report, events: list[Event]) -> None:
             back = sum(
                 1
                 for m, day in eligible
-                if any(
-                    m in active.get(day + timedelta(days=7 * k + i), set()) for i in range(7)
-                )
+                if any(m in active.get(day + timedelta(days=7 * k + i), set()) for i in range(7))
             )
             assert cell is not None and abs(cell - back / len(eligible)) < 1e-6
 

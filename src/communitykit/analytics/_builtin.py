@@ -36,6 +36,7 @@ from communitykit.analytics._facts import (
 )
 from communitykit.analytics._results import MetricResult
 from communitykit.analytics._stages import STAGES, stage_codes
+from communitykit.model import Stage
 from communitykit.store._common import to_us
 
 __all__ = ["BUILTIN_METRICS", "FUNNEL_STEPS"]
@@ -44,6 +45,11 @@ I64 = npt.NDArray[np.int64]
 
 #: the steps of a campaign funnel, in order
 FUNNEL_STEPS = ("reached", "responded", "signed up", "took part", "completed")
+
+
+def _result(**fields: Any) -> MetricResult:
+    """A MetricResult (its converters take any sequence; the checker sees them narrowly)."""
+    return MetricResult(**fields)
 
 
 def _n(ctx: MetricContext) -> int:
@@ -55,7 +61,9 @@ def _x(ctx: MetricContext) -> list[str]:
 
 
 def _ratio(top: I64, bottom: I64) -> list[float | None]:
-    return [None if b == 0 else round(float(t) / float(b), 6) for t, b in zip(top, bottom)]
+    return [
+        None if b == 0 else round(float(t) / float(b), 6) for t, b in zip(top, bottom, strict=True)
+    ]
 
 
 def _cached(ctx: MetricContext, key: str, make: Callable[[], Any]) -> Any:
@@ -179,7 +187,11 @@ def dau_wau_mau(ctx: MetricContext) -> tuple[I64, I64, I64]:
     def make() -> tuple[I64, I64, I64]:
         members, days = active_pairs(ctx)
         n = _n(ctx)
-        return (_cover(members, days, 1, n), _cover(members, days, 7, n), _cover(members, days, 30, n))
+        return (
+            _cover(members, days, 1, n),
+            _cover(members, days, 7, n),
+            _cover(members, days, 30, n),
+        )
 
     return _cached(ctx, "dau", make)  # type: ignore[no-any-return]
 
@@ -207,7 +219,7 @@ def stage_at_end(ctx: MetricContext) -> npt.NDArray[np.int8]:
 
 def members_metric(ctx: MetricContext) -> MetricResult:
     joined, left, total = totals(ctx)
-    return MetricResult(
+    return _result(
         name="members",
         title="Members",
         kind="series",
@@ -226,7 +238,7 @@ def members_metric(ctx: MetricContext) -> MetricResult:
 
 def stages_metric(ctx: MetricContext) -> MetricResult:
     counts = np.bincount(stage_at_end(ctx), minlength=len(STAGES))
-    return MetricResult(
+    return _result(
         name="stages",
         title="Lifecycle stages",
         kind="series",
@@ -240,7 +252,7 @@ def stages_metric(ctx: MetricContext) -> MetricResult:
 
 def active_members_metric(ctx: MetricContext) -> MetricResult:
     dau, wau, mau = dau_wau_mau(ctx)
-    return MetricResult(
+    return _result(
         name="active_members",
         title="Active members",
         kind="series",
@@ -254,7 +266,7 @@ def active_members_metric(ctx: MetricContext) -> MetricResult:
 
 def stickiness_metric(ctx: MetricContext) -> MetricResult:
     dau, _wau, mau = dau_wau_mau(ctx)
-    return MetricResult(
+    return _result(
         name="stickiness",
         title="Stickiness",
         kind="series",
@@ -269,7 +281,7 @@ def stickiness_metric(ctx: MetricContext) -> MetricResult:
 def participation_metric(ctx: MetricContext) -> MetricResult:
     dau = dau_wau_mau(ctx)[0]
     total = totals(ctx)[2]
-    return MetricResult(
+    return _result(
         name="participation",
         title="Participation",
         kind="series",
@@ -285,7 +297,7 @@ def messages_per_active_metric(ctx: MetricContext) -> MetricResult:
     f = ctx.facts
     messages = _per_day(ctx, ctx.day_of(f.ev_at[f.ev_type == MESSAGE]))
     dau = dau_wau_mau(ctx)[0]
-    return MetricResult(
+    return _result(
         name="messages_per_active",
         title="Messages per active member",
         kind="series",
@@ -305,7 +317,7 @@ def checkin_rate_metric(ctx: MetricContext) -> MetricResult:
     inside = (days >= 0) & (days < n)
     code = np.unique(f.lg_member[picked][inside].astype(np.int64) * n + days[inside])
     checkins = np.bincount(code % n, minlength=n)[:n].astype(np.int64)
-    return MetricResult(
+    return _result(
         name="checkin_rate",
         title="Check-in rate",
         kind="series",
@@ -337,7 +349,7 @@ def points_by_day(ctx: MetricContext) -> tuple[I64, I64, I64]:
 
 def points_metric(ctx: MetricContext) -> MetricResult:
     issued, spent, expired = points_by_day(ctx)
-    return MetricResult(
+    return _result(
         name="points",
         title="Points",
         kind="series",
@@ -375,11 +387,11 @@ def retention_metric(ctx: MetricContext) -> MetricResult:
         j = day_of_member[members]
         since = days - j
         ok = (j >= 0) & (since >= 0)
-        k = since[ok] // 7
+        week = since[ok] // 7
         m = members[ok]
-        complete = j[ok] + 7 * k + 6 <= n - 1
-        k, m = k[complete], m[complete]
-        pairs = np.unique(m * (columns + 1) + k)
+        complete = j[ok] + 7 * week + 6 <= n - 1
+        week, m = week[complete], m[complete]
+        pairs = np.unique(m * (columns + 1) + week)
         pm, pk = pairs // (columns + 1), pairs % (columns + 1)
         np.add.at(active, (week_of_member[pm], pk), 1)
     labels = []
@@ -387,11 +399,14 @@ def retention_metric(ctx: MetricContext) -> MetricResult:
         monday = ctx.start - timedelta(days=weekday0) + timedelta(weeks=w)
         labels.append(monday.isoformat())
     values = [
-        [None if eligible[w, k] == 0 else round(active[w, k] / eligible[w, k], 6) for k in range(columns)]
+        [
+            None if eligible[w, k] == 0 else round(active[w, k] / eligible[w, k], 6)
+            for k in range(columns)
+        ]
         for w in range(weeks)
     ]
     present = [w for w in range(weeks) if eligible[w].sum() or (cohort_week == w).any()]
-    return MetricResult(
+    return _result(
         name="retention",
         title="Retention by join week",
         kind="matrix",
@@ -418,7 +433,7 @@ def tiers_metric(ctx: MetricContext) -> MetricResult:
         (tier, int(counts[n]), None if whole == 0 else round(int(counts[n]) / whole, 6))
         for n, tier in enumerate(f.tiers)
     ]
-    return MetricResult(
+    return _result(
         name="tiers",
         title="Tiers",
         kind="table",
@@ -433,7 +448,7 @@ def tier_funnel_metric(ctx: MetricContext) -> MetricResult:
     now_in = f.in_scope & ~f.gone & (f.tier >= 0)
     counts = np.bincount(f.tier[now_in], minlength=len(f.tiers))
     reached = np.cumsum(counts[::-1])[::-1]
-    return MetricResult(
+    return _result(
         name="tier_funnel",
         title="Tier funnel",
         kind="funnel",
@@ -451,7 +466,7 @@ def rule_actions_metric(ctx: MetricContext) -> MetricResult:
     for kind in kinds:
         picked = np.array([x == kind for x in a.action], dtype=np.bool_)
         series[kind] = _per_day(ctx, days[picked]).tolist()
-    return MetricResult(
+    return _result(
         name="rule_actions",
         title="Rule actions",
         kind="series",
@@ -471,7 +486,7 @@ def rule_actions_by_rule_metric(ctx: MetricContext) -> MetricResult:
     for d, rule, kind in zip(days.tolist(), a.rule, a.action, strict=True):
         if 0 <= d < n:
             counted[rule, kind] = counted.get((rule, kind), 0) + 1
-    return MetricResult(
+    return _result(
         name="rule_actions_by_rule",
         title="Rule actions by rule",
         kind="table",
@@ -491,18 +506,20 @@ def campaign_funnels_metric(ctx: MetricContext) -> MetricResult:
         series[str(campaign.name)] = [
             None if found.get(step) is None else float(found[step]) for step in FUNNEL_STEPS
         ]
-    return MetricResult(
+    return _result(
         name="campaign_funnels",
         title="Campaign funnels",
         kind="funnel",
-        description="Per campaign: members reached → responded → signed up → took part → completed.",
+        description=(
+            "Per campaign: members reached → responded → signed up → took part → completed."
+        ),
         x=list(FUNNEL_STEPS),
         series=series,
     )
 
 
 def tier_movements_metric(ctx: MetricContext) -> MetricResult:
-    return MetricResult(
+    return _result(
         name="tier_movements",
         title="Tier movements",
         kind="series",
@@ -517,9 +534,9 @@ def tier_movements_metric(ctx: MetricContext) -> MetricResult:
 def headline_metric(ctx: MetricContext) -> MetricResult:
     joined, _left, total = totals(ctx)
     counts = np.bincount(stage_at_end(ctx), minlength=len(STAGES))
-    code = {s: n for n, s in enumerate(STAGES)}
+    code = {stage: n for n, stage in enumerate(STAGES)}
     issued = points_by_day(ctx)[0]
-    return MetricResult(
+    return _result(
         name="headline",
         title="Headline",
         kind="value",
@@ -527,9 +544,9 @@ def headline_metric(ctx: MetricContext) -> MetricResult:
         "over the range: new members and points issued.",
         figures={
             "members": int(total[-1]) if len(total) else 0,
-            "active": int(counts[code["active"]] + counts[code["recalled"]]),
+            "active": int(counts[code[Stage.ACTIVE]] + counts[code[Stage.RECALLED]]),
             "new": int(joined.sum()),
-            "churned": int(counts[code["churned"]]),
+            "churned": int(counts[code[Stage.CHURNED]]),
             "points issued": int(issued.sum()),
         },
     )

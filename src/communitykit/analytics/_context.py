@@ -40,7 +40,7 @@ class MetricContext:
     store: Store
     group: str | None = None
     platform: str | None = None
-    settings: LifecycleSettings = LifecycleSettings()
+    settings: LifecycleSettings = attrs.field(factory=LifecycleSettings)
     ladder: Sequence[str] = ()
     campaigns: Sequence[tuple[Any, Sequence[tuple[str, Mapping[str, Any]]]]] = ()
     _facts: Facts | None = attrs.field(default=None, alias="facts")

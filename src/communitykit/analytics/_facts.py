@@ -437,7 +437,9 @@ def _from_objects(
     members = list(store.load_members())
     member_ids = [m.member_id for m in members]
     index = {m: n for n, m in enumerate(member_ids)}
-    by_identity = {(i.platform, i.user_id): index[m.member_id] for m in members for i in m.identities}
+    by_identity = {
+        (i.platform, i.user_id): index[m.member_id] for m in members for i in m.identities
+    }
     tier_of: list[str | None] = [None] * len(member_ids)
     for state in store.load_states():
         n = index.get(state.member_id)

@@ -116,8 +116,7 @@ def build_report(
             raise ReportError(f"metric {metric_type.name!r} failed: {exc!r}") from exc
         if not isinstance(result, MetricResult):
             raise ReportError(
-                f"metric {metric_type.name!r} returned {type(result).__name__}, "
-                "not a MetricResult"
+                f"metric {metric_type.name!r} returned {type(result).__name__}, not a MetricResult"
             )
         results.append(result)
     if now is None:

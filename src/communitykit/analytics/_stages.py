@@ -8,7 +8,7 @@ activity (member index, time) before ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -75,9 +75,7 @@ def stage_codes(
     active = has_last & (now_us - last <= settings.active_days * _DAY_US)
     code[active] = _ACTIVE
     recalled = (
-        active
-        & (last_return >= 0)
-        & (now_us - last_return < settings.recalled_days * _DAY_US)
+        active & (last_return >= 0) & (now_us - last_return < settings.recalled_days * _DAY_US)
     )
     code[recalled] = _RECALLED
     new = (joined_us >= 0) & (now_us - joined_us < settings.new_days * _DAY_US)
@@ -86,8 +84,11 @@ def stage_codes(
     return code
 
 
+_DEFAULT = LifecycleSettings()
+
+
 def stages(
-    store: Store, now: datetime, settings: LifecycleSettings = LifecycleSettings()
+    store: Store, now: datetime, settings: LifecycleSettings = _DEFAULT
 ) -> Mapping[str, Stage]:
     """Every member's lifecycle stage at ``now`` (member id → stage), from one scan of
     the stored activity and the members' records."""
@@ -118,7 +119,7 @@ def stage_counts(found: Mapping[str, Stage]) -> dict[Stage, int]:
 class _StageMap(Mapping[str, Stage]):
     """member id → stage, kept as codes (a million members need no million objects)."""
 
-    def __init__(self, member_ids: list[str] | tuple[str, ...], codes: npt.NDArray[np.int8]):
+    def __init__(self, member_ids: Sequence[str], codes: npt.NDArray[np.int8]) -> None:
         self.member_ids = member_ids
         self.codes = codes
         self._index: dict[str, int] | None = None

@@ -123,15 +123,9 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
             m = int(all_who[k])
             t = names[all_kind[k]]
             g = GROUPS[group_of[m]]
-            payload = json.dumps(
-                {
-                    "type": t,
-                    "event_id": f"e{n}",
-                    "platform": "telegram",
-                    "group": g,
-                    "user": f"u{m}",
-                    "at": _iso(at),
-                }
+            payload = (
+                f'{{"type": "{t}", "event_id": "e{n}", "platform": "telegram", '
+                f'"group": "{g}", "user": "u{m}", "at": "{_iso(at)}"}}'
             )
             yield ("telegram", f"e{n}", t, at, f"u{m}", g, payload)
 
@@ -186,7 +180,7 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
                 _iso(int(at_us[i])),
                 ("flood", "links")[i % 2],
                 f"telegram:u{who[i]}",
-                json.dumps([{"type": ("delete_message", "restrict")[i % 3 == 0]}]),
+                json.dumps([{"type": ("delete_message", "restrict")[int(i) % 3 == 0]}]),
             )
             for i in flagged
         ),

@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from communitykit.app import CommunityApp
 from communitykit.config import parse_config
 from communitykit.model import (
     CommandInvoked,
+    Entry,
     Event,
     MemberJoined,
     MemberLeft,
@@ -87,24 +89,35 @@ def event_logs(draw: st.DrawFn) -> list[Event]:
 
 def run(
     events: list[Event], group: str | None = None, platform: str | None = None
-) -> tuple[Report, list[Event]]:
-    """The report, and the events the store holds (in the order stored)."""
+) -> tuple[Report, list[Event], list[Entry]]:
+    """The report, and the events and ledger entries the store holds (in order stored).
 
-    async def go(app: CommunityApp) -> None:
-        for event in events:
+    Along the way, every third event's member gets a check-in credit by hand and
+    every fourth spends a point when they have one.
+    """
+
+    async def go(app: CommunityApp, clock: SimulatedClock) -> None:
+        for n, event in enumerate(events):
+            clock.set(event.at)
             await app.feed([event])
+            member = f"{event.platform}:{event.user}"
+            if member not in app.engine.graph:
+                continue
+            if n % 3 == 0:
+                await app.award(member, 3, reason="checkin", key=f"c{n}")
+            if n % 4 == 0 and app.balance(member) >= 1:
+                await app.spend(member, 1, reason="shop", key=f"s{n}")
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "c.db")
         store.open()
-        app = CommunityApp(
-            parse_config(CONFIG), store=store, clock=SimulatedClock(T0 + timedelta(days=60))
-        )
+        clock = SimulatedClock(T0)
+        app = CommunityApp(parse_config(CONFIG), store=store, clock=clock)
         app.open(with_adapters=False)
         try:
-            asyncio.run(go(app))
+            asyncio.run(go(app, clock))
             report = build_report(app, START, END, group=group, platform=platform)
-            return report, list(store.iter_events())
+            return report, list(store.iter_events()), list(store.load_entries())
         finally:
             app.close()
 
@@ -161,7 +174,7 @@ def naive_active(events: list[Event]) -> dict[date, set[str]]:
     return found
 
 
-def check(report: Report, events: list[Event]) -> None:
+def check(report: Report, events: list[Event], entries: list[Entry]) -> None:
     joined, left, moves = naive_membership(events)
     members = report.metric("members").series
     assert members["joined"] == tuple(joined.get(d, 0) for d in days())
@@ -182,6 +195,25 @@ def check(report: Report, events: list[Event]) -> None:
         assert series["DAU"][n] == window(1), d
         assert series["WAU"][n] == window(7), d
         assert series["MAU"][n] == window(30), d
+
+    # the ledger, for the members with an event in scope
+    scoped = {member_of(e) for e in events}
+    entries = [e for e in entries if e.member in scoped]
+    points = report.metric("points").series
+    for name, kind, sign in (("issued", "credit", 1), ("spent", "debit", -1)):
+        per_day: dict[date, int] = defaultdict(int)
+        for entry in entries:
+            if entry.kind.value == kind:
+                per_day[local_day(entry.at)] += sign * entry.points
+        assert points[name] == tuple(per_day.get(d, 0) for d in days()), name
+    checked: dict[date, set[str]] = defaultdict(set)
+    for entry in entries:
+        if entry.kind.value == "credit" and entry.reason == "checkin":
+            checked[local_day(entry.at)].add(entry.member)
+    rate = report.metric("checkin_rate").series["check-in rate"]
+    for n, d in enumerate(days()):
+        expected = None if total[n] == 0 else len(checked.get(d, set())) / total[n]
+        assert rate[n] == (None if expected is None else pytest.approx(expected, abs=1e-6))
 
     # retention: first move in during the range, share active in complete weeks after
     first_in: dict[str, date] = {}
@@ -214,8 +246,7 @@ def check(report: Report, events: list[Event]) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event_logs())
 def test_metric_totals_equal_naive_recomputation(events: list[Event]) -> None:
-    report, stored = run(events)
-    check(report, stored)
+    check(*run(events))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -227,5 +258,5 @@ def test_group_and_platform_filters_equal_recomputation_on_filtered_events(
     events: list[Event], scope: tuple[str | None, str | None]
 ) -> None:
     group, platform = scope
-    report, stored = run(events, group=group, platform=platform)
-    check(report, [e for e in stored if in_scope(e, group, platform)])
+    report, stored, entries = run(events, group=group, platform=platform)
+    check(report, [e for e in stored if in_scope(e, group, platform)], entries)

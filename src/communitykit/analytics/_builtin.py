@@ -445,14 +445,21 @@ def tiers_metric(ctx: MetricContext) -> MetricResult:
 
 def tier_funnel_metric(ctx: MetricContext) -> MetricResult:
     f = ctx.facts
-    now_in = f.in_scope & ~f.gone & (f.tier >= 0)
-    counts = np.bincount(f.tier[now_in], minlength=len(f.tiers))
+    # the highest tier each member ever held: now, or by the stored tier history
+    best = np.where(f.in_scope & ~f.gone, f.tier, -1).astype(np.int64)
+    if len(f.tc_member):
+        np.maximum.at(best, f.tc_member, f.tc_new.astype(np.int64))
+        np.maximum.at(best, f.tc_member, f.tc_old.astype(np.int64))
+    counts = np.bincount(best[best >= 0], minlength=len(f.tiers))
     reached = np.cumsum(counts[::-1])[::-1]
     return _result(
         name="tier_funnel",
         title="Tier funnel",
         kind="funnel",
-        description="Members (not gone) at or above each tier now, in ladder order.",
+        description=(
+            "Members who reached each tier (now, or earlier by the tier history), "
+            "in ladder order; members who left count only by their history."
+        ),
         x=list(f.tiers),
         series={"members": [int(v) for v in reached]},
     )
@@ -519,15 +526,26 @@ def campaign_funnels_metric(ctx: MetricContext) -> MetricResult:
 
 
 def tier_movements_metric(ctx: MetricContext) -> MetricResult:
+    f = ctx.facts
+    weekday0 = ctx.start.weekday()
+    n = _n(ctx)
+    weeks = (n - 1 + weekday0) // 7 + 1
+    days = ctx.day_of(f.tc_at)
+    inside = (days >= 0) & (days < n)
+    week = (days[inside] + weekday0) // 7
+    up = f.tc_new[inside] > f.tc_old[inside]
+    promotions = np.bincount(week[up], minlength=weeks)[:weeks]
+    demotions = np.bincount(week[~up], minlength=weeks)[:weeks]
+    monday = ctx.start - timedelta(days=weekday0)
     return _result(
         name="tier_movements",
         title="Tier movements",
         kind="series",
         chart="stacked",
         unit="members",
-        description="Promotions and demotions per week (no tier history is stored yet).",
-        x=[],
-        series={"promotions": [], "demotions": []},
+        description="Promotions (to a higher tier) and demotions per week (the Monday shown).",
+        x=[(monday + timedelta(weeks=w)).isoformat() for w in range(weeks)],
+        series={"promotions": promotions.tolist(), "demotions": demotions.tolist()},
     )
 
 

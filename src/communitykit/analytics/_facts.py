@@ -109,6 +109,12 @@ class Facts:
     lg_checkin: B
     lg_at: I64
     audit: AuditFacts
+    # tier changes the engine kept (rule state ``tier_history``), in time order;
+    # old and new are indexes into ``tiers``
+    tc_member: I32 = attrs.field(factory=lambda: np.zeros(0, dtype=np.int32))
+    tc_at: I64 = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    tc_old: I16 = attrs.field(factory=lambda: np.zeros(0, dtype=np.int16))
+    tc_new: I16 = attrs.field(factory=lambda: np.zeros(0, dtype=np.int16))
     scope: tuple[str | None, str | None] = (None, None)
 
     @property
@@ -141,8 +147,13 @@ class Facts:
         has = self.audit.member >= 0
         audited[has] = in_scope[self.audit.member[has]]
         picked = np.flatnonzero(audited).tolist()
+        changes = in_scope[self.tc_member]
         return attrs.evolve(
             self,
+            tc_member=self.tc_member[changes],
+            tc_at=self.tc_at[changes],
+            tc_old=self.tc_old[changes],
+            tc_new=self.tc_new[changes],
             in_scope=in_scope,
             ev_type=self.ev_type[keep],
             ev_at=self.ev_at[keep],
@@ -243,8 +254,11 @@ def _finish(
     platforms: dict[str, int],
     ledger: list[npt.NDArray[Any]],
     audit: AuditFacts,
+    changes: Sequence[tuple[int, int, str, str]] = (),
 ) -> Facts:
-    tiers = tuple(dict.fromkeys([*ladder, *(t for t in tier_names if t is not None)]))
+    names = [t for t in tier_names if t is not None]
+    names += [t for _m, _at, old, new in changes for t in (old, new)]
+    tiers = tuple(dict.fromkeys([*ladder, *names]))
     tier_code = {t: n for n, t in enumerate(tiers)}
     tier = np.fromiter(
         (tier_code.get(t, -1) if t is not None else -1 for t in tier_names),
@@ -263,7 +277,12 @@ def _finish(
         lg_member, lg_kind, lg_points, lg_checkin, lg_at = (
             c[known] for c in (lg_member, lg_kind, lg_points, lg_checkin, lg_at)
         )
+    changes = sorted(c for c in changes if c[1] < until_us and c[0] >= 0)
     return Facts(
+        tc_member=np.array([c[0] for c in changes], dtype=np.int32),
+        tc_at=np.array([c[1] for c in changes], dtype=np.int64),
+        tc_old=np.array([tier_code[c[2]] for c in changes], dtype=np.int16),
+        tc_new=np.array([tier_code[c[3]] for c in changes], dtype=np.int16),
         until_us=until_us,
         member_ids=member_ids,
         joined_us=joined_us,
@@ -291,6 +310,23 @@ def _iso_us(text: str | None) -> int:
     if not text:
         return -1
     return to_us(datetime.fromisoformat(text))
+
+
+#: the rule-state name of the engine's tier history (see ``Engine``)
+TIER_HISTORY = "tier_history"
+
+
+def _tier_changes(member: int, state: Any) -> list[tuple[int, int, str, str]]:
+    """``(member, at_us, old, new)`` of a member's ``tier_history`` state."""
+    found = []
+    changes = state.get("changes", ()) if isinstance(state, dict) else ()
+    for change in changes if isinstance(changes, list) else ():
+        try:
+            at, old, new = change
+            found.append((member, to_us(datetime.fromisoformat(at)), str(old), str(new)))
+        except (TypeError, ValueError):
+            continue
+    return found
 
 
 def _action_types(text: str) -> list[str]:
@@ -353,6 +389,12 @@ def _from_sqlite(
                 ats,
             )
         audit = _audit_sqlite(cur, -1 if activity_only else until_us, index)
+        changes: list[tuple[int, int, str, str]] = []
+        if not activity_only:
+            for member_id, text in cur.execute(
+                "SELECT member_id, state FROM ck_rule_states WHERE rule = ?", (TIER_HISTORY,)
+            ):
+                changes += _tier_changes(index.get(member_id, -1), json.loads(text))
         del index
         # the events: one scan, in stored order
         groups = _Groups(community)
@@ -398,6 +440,7 @@ def _from_sqlite(
             platforms=platforms,
             ledger=ledger.done(),
             audit=audit,
+            changes=changes,
         )
     finally:
         raw.close()
@@ -479,7 +522,12 @@ def _from_objects(
             who.append(index.get(record.member_id, -1) if record.member_id else -1)
             rule.append(record.rule)
             action.append(a.TYPE)
+    changes: list[tuple[int, int, str, str]] = []
+    for rule_name, owner, remembered in store.load_rule_states():
+        if rule_name == TIER_HISTORY:
+            changes += _tier_changes(index.get(owner, -1), dict(remembered))
     return _finish(
+        changes=changes,
         until_us=until_us,
         member_ids=member_ids,
         joined_us=np.array(

@@ -396,38 +396,62 @@ def _from_sqlite(
             ):
                 changes += _tier_changes(index.get(member_id, -1), json.loads(text))
         del index
-        # the events: one scan, in stored order
+        # the events: one scan, in stored order. SQLite packs the type, the group
+        # and the platform into one integer per row (Python touches three values
+        # a row, not five); the member comes from the identity.
         groups = _Groups(community)
-        platforms: dict[str, int] = {}
-        events = _Columns((np.int8, np.int64, np.int32, np.int16, np.int8))
+        platforms = {p: n for n, p in enumerate(sorted(by_platform))}
+        params: list[Any] = []
+        type_case = " ".join(f"WHEN '{name}' THEN {code}" for name, code in _TYPE_CODE.items())
+        group_case = ""
+        for code, group in enumerate(community.groups if community is not None else ()):
+            for gid in group.known_ids():
+                group_case += f" WHEN platform = ? AND group_id = ? THEN {code + 1}"
+                params += [group.platform, gid]
+        group_sql = f"(CASE{group_case} ELSE 0 END)" if group_case else "0"
+        platform_case = " ".join(f"WHEN ? THEN {code}" for code in platforms.values())
+        params += list(platforms)
+        platform_sql = f"(CASE platform {platform_case} ELSE 0 END)" if platforms else "0"
+        single = len(platforms) <= 1
+        key_sql = "user_id" if single else "platform || char(31) || user_id"
+        lookup: dict[str, int] = (
+            next(iter(by_platform.values()), {})
+            if single
+            else {f"{p}\x1f{u}": n for p, users in by_platform.items() for u, n in users.items()}
+        )
+        del by_platform
         wanted = " AND type IN ('message_posted', 'reaction_added', 'command_invoked')"
         cur.execute(
-            "SELECT type, at_us, platform, user_id, group_id FROM ck_events NOT INDEXED "
+            f"SELECT (CASE type {type_case} ELSE {OTHER} END) + 16 * {group_sql} "
+            f"+ 65536 * {platform_sql}, at_us, {key_sql} FROM ck_events NOT INDEXED "
             f"WHERE at_us < ?{wanted if activity_only else ''} ORDER BY seq",
-            (until_us,),
+            (*params, until_us),
         )
-        type_code, group_code = _TYPE_CODE.get, groups.code
-        empty: dict[str, int] = {}
+        get = lookup.get
+        parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], I32]] = []
         while rows := cur.fetchmany(_CHUNK):
-            types, ats, plats, users, gids = zip(*rows, strict=True)
-            for p in set(plats):
-                platforms.setdefault(p, len(platforms))
-            if len(set(plats)) == 1:
-                lookup = by_platform.get(plats[0], empty).get
-                members_col: Iterable[int] = (lookup(u, -1) for u in users)
-                platform_col: Iterable[int] = (platforms[plats[0]] for _ in plats)
-            else:
-                members_col = (
-                    by_platform.get(p, empty).get(u, -1) for p, u in zip(plats, users, strict=True)
+            codes, ats, keys = zip(*rows, strict=True)
+            count = len(codes)
+            parts.append(
+                (
+                    np.fromiter(codes, dtype=np.int64, count=count),
+                    np.fromiter(ats, dtype=np.int64, count=count),
+                    np.fromiter([get(k, -1) for k in keys], dtype=np.int32, count=count),
                 )
-                platform_col = (platforms[p] for p in plats)
-            events.add(
-                (type_code(t, OTHER) for t in types),
-                ats,
-                members_col,
-                (group_code(p, g) for p, g in zip(plats, gids, strict=True)),
-                platform_col,
             )
+        del rows, lookup
+        packed = np.concatenate([c for c, _, _ in parts]) if parts else np.zeros(0, np.int64)
+        at = np.concatenate([a for _, a, _ in parts]) if parts else np.zeros(0, np.int64)
+        member = np.concatenate([m for _, _, m in parts]) if parts else np.zeros(0, np.int32)
+        del parts
+        events = [
+            (packed & 15).astype(np.int8),
+            at,
+            member,
+            (((packed >> 4) & 4095) - 1).astype(np.int16),
+            (packed >> 16).astype(np.int8),
+        ]
+        del packed
         return _finish(
             until_us=until_us,
             member_ids=member_ids,
@@ -435,7 +459,7 @@ def _from_sqlite(
             gone=np.array(gone, dtype=np.bool_),
             tier_names=tier_of,
             ladder=ladder,
-            events=events.done(),
+            events=events,
             groups=groups,
             platforms=platforms,
             ledger=ledger.done(),

@@ -263,8 +263,16 @@ class SegmentType:
 
 @attrs.frozen(kw_only=True)
 class MetricType:
-    """A metric a plugin adds to the analytics (computed from stored events and ledger)."""
+    """A metric a plugin adds to the analytics (computed from stored events and ledger).
+
+    ``compute(ctx)`` gets a :class:`~communitykit.analytics.MetricContext` (the
+    date range, the group and platform the report is narrowed to, the community
+    and ``ctx.facts``: the stored events and ledger as numpy columns) and returns
+    one :class:`~communitykit.analytics.MetricResult`. A report lists the
+    metrics by ``order`` (the built-in ones take 0 to 150), then by name.
+    """
 
     name: str = attrs.field(validator=_check_name)
     compute: Callable[..., Any] = attrs.field(validator=_check_callable)
     description: str = ""
+    order: int = 1000

@@ -20,8 +20,8 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -53,6 +53,9 @@ from communitykit.model import (
 )
 from communitykit.plugins import Plugins, make_plugin_manager
 from communitykit.store import Batch, Store, open_store
+
+if TYPE_CHECKING:
+    from communitykit.analytics import Report
 
 __all__ = ["CommunityApp"]
 
@@ -500,6 +503,30 @@ class CommunityApp:
                 numbers.update(own(list(states.items()), run))
             found[campaign.name] = numbers
         return found
+
+    def report(
+        self,
+        start: date | None = None,
+        end: date | None = None,
+        *,
+        group: str | None = None,
+        platform: str | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> Report:
+        """Every metric for ``start .. end`` (community days, inclusive; by default
+        the last 30 days up to today), optionally for one group key or platform.
+
+        See :func:`communitykit.analytics.build_report`.
+        """
+        from communitykit.analytics import build_report
+
+        engine = self.engine
+        today = self.clock.now().astimezone(engine.community.tz).date()
+        end = today if end is None else end
+        start = end - timedelta(days=29) if start is None else start
+        return build_report(
+            self, start, end, group=group, platform=platform, metrics=metrics, now=self.clock.now()
+        )
 
     async def set_role(self, member_id: str, role: Role | str) -> Member:
         """Make a member an ``owner``, ``admin``, ``kol`` or plain ``member``."""

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -583,6 +583,58 @@ def _cmd_campaigns_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- report
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from communitykit.analytics import ReportError
+
+    app = _open(args.config)
+    try:
+        today = app.clock.now().astimezone(app.engine.community.tz).date()
+        end = args.to if args.to is not None else today
+        start = args.start if args.start is not None else end - timedelta(days=29)
+        try:
+            report = app.report(start, end, group=args.group, platform=args.platform)
+        except ReportError as exc:
+            err.print(f"communitykit report: {exc}", markup=False)
+            return 2
+    finally:
+        app.close()
+    fmt = args.format or (
+        "html" if args.out and args.out.lower().endswith((".html", ".htm")) else "json"
+    )
+    if fmt == "json":
+        text = json.dumps(report.to_json(), ensure_ascii=False, indent=2)
+    else:
+        import importlib
+
+        try:
+            html = importlib.import_module("communitykit.analytics._html")
+        except ImportError:
+            raise UsageError("the HTML report is not available in this version") from None
+        text = html.render(report)
+    if args.out is None:
+        if fmt == "html":
+            raise UsageError("give --out FILE for the HTML report")
+        out.print(text, markup=False)
+        return 0
+    path = Path(args.out)
+    try:
+        path.write_text(text + ("\n" if fmt == "json" else ""), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    out.print(f"wrote {path}")
+    return 0
+
+
 # ------------------------------------------------------------------- giveaway
 
 
@@ -887,6 +939,20 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--days", type=_positive, default=30, help="over the last N days")
     report.add_argument("--format", choices=["table", "json"], default="table")
     report.set_defaults(handler=_cmd_campaigns_report)
+
+    rep = commands.add_parser(
+        "report", help="the community's numbers for a date range, as JSON or one HTML page"
+    )
+    rep.add_argument("config", metavar="CONFIG")
+    rep.add_argument(
+        "--from", dest="start", type=_date, help="first day (default: 29 days before --to)"
+    )
+    rep.add_argument("--to", type=_date, help="last day, inclusive (default: today)")
+    rep.add_argument("--group", help="only this group (its key in community.toml)")
+    rep.add_argument("--platform", help="only this platform")
+    rep.add_argument("--format", choices=["json", "html"], default=None)
+    rep.add_argument("--out", help="write to this file (the format follows its suffix)")
+    rep.set_defaults(handler=_cmd_report)
 
     give = commands.add_parser("giveaway", help="check a giveaway's draw")
     give_commands = give.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)

@@ -119,6 +119,11 @@ __all__ = [
 log = structlog.get_logger("communitykit.engine")
 
 # event types that make a member active, and those that change the member record
+#: the rule-state name under which the engine keeps each member's tier changes
+#: (the analytics count promotions and demotions from it), and how many it keeps
+TIER_HISTORY = "tier_history"
+TIER_HISTORY_KEEP = 100
+
 _ACTIVE_TYPES = frozenset({"message_posted", "reaction_added", "command_invoked"})
 _MEMBERSHIP_TYPES = frozenset({"member_joined", "member_left", "member_paid"})
 _NO_CAPABILITIES = Capabilities(actions=())
@@ -1231,6 +1236,7 @@ class Engine:
         state.below_since = tier_state.below_since
         pending.dirty.add(member_id)
         if tier_state.tier != old_tier:
+            self._note_tier_change(member_id, old_tier, tier_state.tier, now, pending)  # analytics
             pending.notes.append(
                 (
                     "communitykit_tier_changed",
@@ -1243,6 +1249,16 @@ class Engine:
                 )
             )
             self._title_actions(member_id, tier_state.tier, now, pending)
+
+    def _note_tier_change(
+        self, member_id: str, old: str, new: str, at: datetime, pending: _Pending
+    ) -> None:
+        """Keep the member's tier history (for the analytics' tier movements): the
+        last changes as ``[at, old, new]`` in the rule state ``tier_history``."""
+        state = self.moderation.states.get(TIER_HISTORY, {}).get(member_id, {})
+        changes = [list(c) for c in state.get("changes", ())][-(TIER_HISTORY_KEEP - 1) :]
+        changes.append([at.isoformat(), old, new])
+        self.moderation.set_state(TIER_HISTORY, member_id, {"changes": changes}, pending.batch)
 
     def _title_actions(self, member_id: str, tier: str, now: datetime, pending: _Pending) -> None:
         member = self.graph.get(member_id)

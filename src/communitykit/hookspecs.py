@@ -92,7 +92,9 @@ def communitykit_segment_types() -> Iterable[SegmentType]:
 def communitykit_metric_types() -> Iterable[MetricType]:
     """Return the metrics this plugin adds to the analytics, as :class:`MetricType` values.
 
-    Every answer counts.
+    A metric's ``compute(ctx: MetricContext) -> MetricResult`` reads ``ctx.facts``
+    (or the store, ``ctx.store``) for the range ``ctx.start .. ctx.end``. Every
+    answer counts.
     """
     raise NotImplementedError
 

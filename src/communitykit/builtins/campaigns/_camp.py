@@ -856,6 +856,24 @@ class TrainingCampCampaign:
                 )
         return None
 
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel: members signed up (enrolled), who took part (did a
+        day's task or handed in homework at least once) and who completed."""
+        rows = list(states)
+        found = camp_numbers(rows, self.dates, complete_rate=self.complete_rate)
+        took_part = sum(
+            1
+            for _m, state in rows
+            if state.get("enrolled") and (_done_days(state) or _homework(state))
+        )
+        return {
+            "signed up": found["enrolled"],
+            "took part": took_part,
+            "completed": found["completed"],
+        }
+
 
 def _read_days(reader: CampaignSettings) -> tuple[CampDay, ...]:
     value = reader.raw("days", None)

@@ -269,3 +269,11 @@ class RecallCampaign:
                 )
             )
         return decisions
+
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel: members reached (contacted) and who responded
+        (active again within the return window)."""
+        found = recall_numbers(states)
+        return {"reached": found["contacted"], "responded": found["returned"]}

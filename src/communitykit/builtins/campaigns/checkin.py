@@ -735,6 +735,24 @@ class CheckinCampaign:
             )
         ]
 
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel: members signed up (ever checked in), who took part
+        (checked in on a day of ``days``) and who completed a week (a streak of 7
+        or more at the last of ``days``)."""
+        rows = list(states)
+        keys = {d.isoformat() for d in days}
+        as_of = max(days) if days else None
+        took_part = completed = 0
+        for _member_id, state in rows:
+            seen = state.get("days")
+            if isinstance(seen, list | tuple) and any(d in keys for d in seen):
+                took_part += 1
+            if effective_streak(state, as_of, self.grace_days) >= 7:
+                completed += 1
+        return {"signed up": len(rows), "took part": took_part, "completed": completed}
+
 
 def _history(days: Iterable[str], latest: date) -> list[str]:
     """The check-in days (ISO text) of the ``HISTORY_DAYS`` before ``latest``, sorted."""

@@ -709,6 +709,19 @@ class ReferralCampaign:
             )
         return decisions
 
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel over referred newcomers: signed up (joined through
+        an invite), took part (not cancelled) and completed (confirmed)."""
+        found = referral_numbers(states)
+        pending, confirmed = found.get("pending", 0), found.get("confirmed", 0)
+        return {
+            "signed up": pending + confirmed + found.get("cancelled", 0),
+            "took part": pending + confirmed,
+            "completed": confirmed,
+        }
+
 
 def _grand_id(inviter_state: Mapping[str, Any]) -> str:
     return _text(inviter_state.get("inviter")) or ""

@@ -100,7 +100,7 @@ def sample_report(
             figures={
                 "members": last,
                 "active": round(mau[-1]),
-                "new": int(sum(joined[-7:])),
+                "joined": int(sum(joined[-7:])),
                 "churned": stages["churned"][0],
                 "points issued": int(sum(issued)),
             },

@@ -338,3 +338,20 @@ def test_tick_labels_shorten_dates_only() -> None:
     assert tick_label("2026-03-05") == "Mar 5"
     assert tick_label("2026-W10") == "2026-W10"
     assert tick_label("2026-13-45") == "2026-13-45"
+
+
+def test_a_funnel_leaves_out_the_steps_its_campaign_does_not_count() -> None:
+    m = MetricResult(
+        name="campaign_funnels",
+        title="Campaign funnels",
+        kind="funnel",
+        x=["reached", "responded", "signed up", "took part", "completed"],
+        series={"checkin": [None, None, 80, 40, 10]},
+    )
+    page = render(Report(community="c", start=START, end=START, generated_at=_AT, metrics=[m]))
+    (svg,) = SVG_RE.findall(page)
+    label = re.search(r'aria-label="([^"]*)"', svg)
+    assert label is not None
+    assert "reached" not in label.group(1)
+    assert "signed up 80" in label.group(1)
+    assert "<td>50%</td>" in page  # took part ÷ signed up, in the data table

@@ -559,11 +559,11 @@ def headline_metric(ctx: MetricContext) -> MetricResult:
         title="Headline",
         kind="value",
         description="At the end of the range: members, active (active or recalled), churned; "
-        "over the range: new members and points issued.",
+        "over the range: members who joined and points issued.",
         figures={
             "members": int(total[-1]) if len(total) else 0,
             "active": int(counts[code[Stage.ACTIVE]] + counts[code[Stage.RECALLED]]),
-            "new": int(joined.sum()),
+            "joined": int(joined.sum()),
             "churned": int(counts[code[Stage.CHURNED]]),
             "points issued": int(issued.sum()),
         },
@@ -572,7 +572,7 @@ def headline_metric(ctx: MetricContext) -> MetricResult:
 
 #: name → (compute, description), in report order
 BUILTIN_METRICS: dict[str, tuple[Callable[[MetricContext], MetricResult], str]] = {
-    "headline": (headline_metric, "members, active, new, churned, points issued"),
+    "headline": (headline_metric, "members, active, joined, churned, points issued"),
     "members": (members_metric, "members per day: joined, left, net, total"),
     "stages": (stages_metric, "members per lifecycle stage at the end of the range"),
     "active_members": (active_members_metric, "DAU, WAU and MAU per day"),

@@ -367,7 +367,12 @@ def _formatter(unit: str) -> Any:
 
 
 def funnel_svg(steps: Sequence[str], values: Values, *, uid: str, label: str, colour: str) -> str:
-    """One funnel: a bar per step, top to bottom, with the share kept from step to step."""
+    """One funnel: a bar per step, top to bottom, with the share kept from step to step.
+
+    Steps without a value (``None``: the campaign does not count that step) are
+    left out, so the shares compare steps that were counted."""
+    kept = [(step, v) for step, v in zip(steps, values, strict=True) if v is not None]
+    steps, values = [step for step, _ in kept], [v for _, v in kept]
     with _style():
         n = len(steps)
         fig, (ax,) = _figure(height=0.7 + 0.42 * n)

@@ -157,7 +157,9 @@ class _Page:
                 parts.append(f'<div class="funnel">{heading}{_no_data()}</div>\n')
                 continue
             label = f"{m.title or m.name}: {name}, " + ", ".join(
-                f"{step} {_charts.format_value(v)}" for step, v in zip(m.x, values, strict=True)
+                f"{step} {_charts.format_value(v)}"
+                for step, v in zip(m.x, values, strict=True)
+                if v is not None
             )
             svg = _charts.funnel_svg(m.x, values, uid=self.uid(), label=label, colour=colour)
             parts.append(f'<div class="funnel">{heading}{svg}</div>\n')

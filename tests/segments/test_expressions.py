@@ -60,3 +60,17 @@ def test_periods() -> None:
     for bad in ("0d", "month2", "30", "d", "-3d"):
         with pytest.raises(SegmentError, match="expected a period"):
             parse_period(bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(" * 3000 + "active" + ")" * 3000, "not " * 3000 + "active"],
+)
+def test_an_expression_nested_absurdly_deep_is_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(SegmentError, match="nested too deeply"):
+        parse_expression(text)
+
+
+def test_an_expression_nested_a_little_still_parses() -> None:
+    assert shape(parse_expression("(" * 20 + "a" + ")" * 20)) == "a"
+    assert shape(parse_expression("not not not a")) == ("not", ("not", ("not", "a")))

@@ -432,6 +432,10 @@ def _tokens(text: str) -> list[tuple[str, int]]:
     return tokens
 
 
+MAX_NESTING = 100
+"""How deeply parentheses and ``not`` may nest in a segment expression."""
+
+
 def parse_expression(text: str) -> Expr:
     """Parse a segment expression (see the module documentation).
 
@@ -443,9 +447,19 @@ def parse_expression(text: str) -> Expr:
     if not tokens:
         raise SegmentError("the expression is empty")
     index = 0
+    depth = 0  # parentheses and ``not`` open around the token being read
 
     def peek() -> str | None:
         return tokens[index][0] if index < len(tokens) else None
+
+    def deeper() -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_NESTING:
+            raise SegmentError(
+                f"the expression is nested too deeply (more than {MAX_NESTING} levels of "
+                f"parentheses and 'not') at {where()}"
+            )
 
     def take() -> str:
         nonlocal index
@@ -471,9 +485,13 @@ def parse_expression(text: str) -> Expr:
         return parts[0] if len(parts) == 1 else Expr("and", args=tuple(parts))
 
     def negation() -> Expr:
+        nonlocal depth
         if peek() == "not":
             take()
-            return Expr("not", args=(negation(),))
+            deeper()
+            inner = negation()
+            depth -= 1
+            return Expr("not", args=(inner,))
         return atom()
 
     def atom() -> Expr:
@@ -481,11 +499,14 @@ def parse_expression(text: str) -> Expr:
         if token is None:
             raise SegmentError(f"the expression {text!r} ends where a segment name was expected")
         if token == "(":
+            nonlocal depth
             take()
+            deeper()
             inner = disjunction()
             if peek() != ")":
                 raise SegmentError(f"expected ')' at {where()} of {text!r}")
             take()
+            depth -= 1
             return inner
         if token == ")" or token in _KEYWORDS:
             raise SegmentError(f"expected a segment name at {where()} of {text!r}, found {token!r}")

@@ -600,7 +600,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         today = app.clock.now().astimezone(app.engine.community.tz).date()
         end = args.to if args.to is not None else today
-        start = args.start if args.start is not None else end - timedelta(days=29)
+        try:
+            start = args.start if args.start is not None else end - timedelta(days=29)
+        except OverflowError:  # --to in the first days of year 1: refused below
+            start = end
         try:
             report = app.report(start, end, group=args.group, platform=args.platform)
         except ReportError as exc:

@@ -59,6 +59,8 @@ def test_report_prints_json_without_out(config: Path, capsys: pytest.CaptureFixt
         (["--from", "2026-03-02", "--to", "2026-03-01"], "starts (2026-03-02) after it ends"),
         (["--group", "nope"], "unknown group 'nope' (groups: main)"),
         (["--platform", "nope"], "unknown platform 'nope'"),
+        (["--to", "0001-01-05"], "a report covers days from 0001-02-01 to 9999-12-29"),
+        (["--from", "9999-12-30", "--to", "9999-12-31"], "a report covers days from"),
     ],
 )
 def test_bad_input_is_one_clear_error_with_exit_2(
@@ -72,3 +74,20 @@ def test_bad_input_is_one_clear_error_with_exit_2(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("timezone", ["Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"])
+def test_a_report_at_the_first_and_last_days_it_may_cover_is_built(timezone: str) -> None:
+    from datetime import timedelta
+
+    from communitykit.analytics._report import FIRST_DAY, LAST_DAY
+    from communitykit.testing import memory_app
+
+    app, _ = memory_app(timezone=timezone)
+    app.open(with_adapters=False)
+    try:
+        for start, end in ((FIRST_DAY, FIRST_DAY + timedelta(days=1)), (LAST_DAY, LAST_DAY)):
+            report = app.report(start, end)
+            assert report.metric("headline").figures["members"] == 0
+    finally:
+        app.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from communitykit._errors import CommunityKitError
@@ -13,7 +13,12 @@ from communitykit.analytics._results import MetricResult, Report
 from communitykit.model import Community, LifecycleSettings
 from communitykit.store import Store
 
-__all__ = ["ReportError", "build_report"]
+__all__ = ["FIRST_DAY", "LAST_DAY", "ReportError", "build_report"]
+
+#: the earliest and latest days a report may cover: the metrics look a month
+#: before the start and a day after the end, and a date has to exist there
+FIRST_DAY = date.min + timedelta(days=31)
+LAST_DAY = date.max - timedelta(days=2)
 
 
 class ReportError(CommunityKitError):
@@ -50,7 +55,8 @@ def build_report(
 
     ``source`` is a :class:`~communitykit.CommunityApp` (open), an engine, or a
     store; with a store, pass the ``community`` (for its time zone and groups).
-    Raises :class:`ReportError` for a range that ends before it starts, an unknown
+    Raises :class:`ReportError` for a range that ends before it starts or reaches
+    beyond :data:`FIRST_DAY` .. :data:`LAST_DAY`, an unknown
     group, platform or metric.
     """
     store, engine, app = _parts(source)
@@ -58,6 +64,10 @@ def build_report(
         community = engine.community if engine is not None else Community(name="community")
     if start > end:
         raise ReportError(f"the report starts ({start}) after it ends ({end})")
+    if start < FIRST_DAY or end > LAST_DAY:
+        raise ReportError(
+            f"a report covers days from {FIRST_DAY} to {LAST_DAY}, not {start} to {end}"
+        )
     if group is not None:
         keys = [g.key for g in community.groups]
         if group not in keys:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import io
 import json
 import logging
 import signal
@@ -719,7 +720,7 @@ def _cmd_segments_export(args: argparse.Namespace) -> int:
         text = app.export_segment(args.name)
     finally:
         app.close()
-    rows = text.count("\n") - 1
+    rows = sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1  # names may hold newlines
     if args.out is None or args.out == "-":
         sys.stdout.write(text)
         return 0

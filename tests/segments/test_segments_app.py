@@ -173,3 +173,25 @@ def test_the_segments_commands_list_show_and_export(
     assert [r["display_name"] for r in rows] == ["'@ana"]
     assert main(["segments", "show", str(config), "nobody"]) == 1
     assert "unknown segment 'nobody'" in capsys.readouterr().err
+
+
+def test_segments_export_counts_members_not_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG.replace("memory://", "sqlite:///c.db"), encoding="utf-8")
+    import asyncio
+
+    async def fill() -> None:
+        app = CommunityApp.from_file(config)
+        app.open(with_adapters=False)
+        await app.feed([joined("ana", T0, "Ana\non two lines"), joined("bo", T0, "Bo\r\nB.")])
+        app.close()
+
+    asyncio.run(fill())
+    capsys.readouterr()
+    out = tmp_path / "all.csv"
+    assert main(["segments", "export", str(config), "all", "--out", str(out)]) == 0
+    assert "wrote 2 member(s)" in capsys.readouterr().err
+    rows = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"), newline="")))
+    assert [r["display_name"] for r in rows] == ["Ana\non two lines", "Bo\r\nB."]

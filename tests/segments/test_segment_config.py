@@ -89,6 +89,12 @@ def test_a_file_without_them_has_the_defaults() -> None:
         ('[segments.x]\ntype = "posted"\nperiod = "fortnight"', "segments.x", "period"),
         ('[segments.x]\ntype = "posted"\nmessages = 0', "segments.x", "messages"),
         ('[segments.x]\ntype = "posted"\ncolour = 1', "segments.x", "colour"),
+        (
+            '[segments.x]\ntype = "contributors"\ndays = 10000000',
+            "segments.x",
+            "days: expected a whole number from 1 to 99999",
+        ),
+        ('[segments.x]\ntype = "posted"\nmessages = 1e3', "segments.x", "messages"),
         ("[lifecycle]\nactive_days = 50\nchurned_days = 40", "lifecycle", "active_days"),
         ("[lifecycle]\nrecalled = 3", "lifecycle.recalled", "did you mean"),
         ('[[auto_tags]]\ntag = "x"\nsegment = "nope"', "auto_tags[0].segment", "unknown segment"),

@@ -105,6 +105,8 @@ class Period:
 
 
 _PERIOD = re.compile(r"([1-9][0-9]{0,4})d")
+MAX_PERIOD_DAYS = 99_999
+"""The longest period a segment counts activity over, in days."""
 
 
 def parse_period(text: str) -> Period:
@@ -532,10 +534,17 @@ def build(expr: Expr, resolve: Callable[[str], Segment]) -> Segment:
 # --------------------------------------------------------------------------- parameterised types
 
 
-def _settings_int(settings: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:
+def _settings_int(
+    settings: Mapping[str, Any],
+    key: str,
+    default: int,
+    minimum: int = 1,
+    maximum: int | None = None,
+) -> int:
     value = settings.get(key, default)
-    if type(value) is not int or value < minimum:
-        raise SegmentError(f"{key}: expected a whole number >= {minimum}, found {value!r}")
+    if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
+        wanted = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise SegmentError(f"{key}: expected a whole number {wanted}, found {value!r}")
     return value
 
 
@@ -571,7 +580,7 @@ def contributors_segment(settings: Mapping[str, Any]) -> Contributors:
     _only(settings, ("responses", "days"), "contributors")
     return Contributors(
         responses=_settings_int(settings, "responses", 3),
-        period=Period(days=_settings_int(settings, "days", 30)),
+        period=Period(days=_settings_int(settings, "days", 30, maximum=MAX_PERIOD_DAYS)),
     )
 
 

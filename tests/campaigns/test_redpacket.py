@@ -652,3 +652,23 @@ async def test_scheduled_packets_and_refunds_through_the_engine_across_dst() -> 
     posts = [i.action.text for i in app.store.outbox() if isinstance(i.action, SendMessage)]
     assert any("expired" in p for p in posts)
     app.close()
+
+
+def test_a_member_never_grabs_twice_from_a_packet_however_many_they_grabbed_since() -> None:
+    campaign = packet(max_count=100)
+    ledger = Ledger()
+    codes = []
+    for n in range(52):
+        opened = campaign.on_event(
+            context(command(1000 + n, "1", "red_packet", "100", "100"), who=ADMIN, balance=100)
+        )
+        ledger.apply(opened, "admin")
+        assert opened is not None
+        codes.append(text(opened.actions[0]).split("/grab ")[1].split()[0])
+    first = grab(campaign, ledger, 1, "7", codes[0])
+    assert first is not None and first.awards
+    for n, code in enumerate(codes[1:], start=2):
+        grab(campaign, ledger, n, "7", code)
+    again = grab(campaign, ledger, 99, "7", codes[0])
+    assert again is not None and not again.awards  # "you already grabbed"
+    assert ledger.paid["m7"] == 52

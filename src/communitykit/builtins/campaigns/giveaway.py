@@ -548,7 +548,7 @@ _PACKET_FIELDS = ("mention", "name", "total", "count", "command", "code", "open_
 _GRAB_FIELDS = ("mention", "name", "amount", "left", "count", "command", "total")
 _OPEN_FIELDS = ("mention", "name", "command", "open_command", "balance", "total", "max_total")
 _CODE = re.compile(r"^(\d{1,9})x(\d{1,6})-([0-9a-f]{10})([0-9a-f]{8})?$")
-_KEEP_CLAIMS = 50  # how many grabbed packets a member's state remembers
+_KEEP_CLAIMS = 50  # grabbed packets a member's state remembers (more while some are open)
 
 
 @attrs.frozen(kw_only=True)
@@ -967,6 +967,16 @@ class RedPacketCampaign:
             },
         )
 
+    def _finished(self, ctx: RuleContext, packet: str) -> bool:
+        """Whether red packet ``packet`` is closed or has no share left to grab."""
+        record = ctx.rule_state(self.name, f"packet:{packet}")
+        if "closed" in record:
+            return True
+        count = record.get("count")
+        if type(count) is not int or count < 1:
+            return False  # unknown: keep remembering the claim
+        return all(ctx.already_awarded(self.share_key(packet, i)) for i in range(count))
+
     def _grab(self, ctx: RuleContext, event: CommandInvoked) -> Decision:
         name = ctx.member.display_name
         fields: dict[str, Any] = {
@@ -1012,8 +1022,11 @@ class RedPacketCampaign:
         amount = amounts[index]
         fields.update(amount=amount, left=len(free) - 1)
         claims[packet] = index
-        while len(claims) > _KEEP_CLAIMS:
-            del claims[next(iter(claims))]
+        while len(claims) > _KEEP_CLAIMS:  # forget only packets nobody can grab from again
+            done = next((p for p in claims if p != packet and self._finished(ctx, p)), None)
+            if done is None:
+                break
+            del claims[done]
         award = AwardPoints(
             member=ctx.member_id,
             points=amount,

@@ -61,6 +61,7 @@ def test_report_prints_json_without_out(config: Path, capsys: pytest.CaptureFixt
         (["--platform", "nope"], "unknown platform 'nope'"),
         (["--to", "0001-01-05"], "a report covers days from 0001-02-01 to 9999-12-29"),
         (["--from", "9999-12-30", "--to", "9999-12-31"], "a report covers days from"),
+        (["--from", "1900-01-01", "--to", "2100-01-01"], "a report covers at most 3660 days"),
     ],
 )
 def test_bad_input_is_one_clear_error_with_exit_2(

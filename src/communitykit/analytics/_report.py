@@ -13,12 +13,15 @@ from communitykit.analytics._results import MetricResult, Report
 from communitykit.model import Community, LifecycleSettings
 from communitykit.store import Store
 
-__all__ = ["FIRST_DAY", "LAST_DAY", "ReportError", "build_report"]
+__all__ = ["FIRST_DAY", "LAST_DAY", "MAX_DAYS", "ReportError", "build_report"]
 
 #: the earliest and latest days a report may cover: the metrics look a month
 #: before the start and a day after the end, and a date has to exist there
 FIRST_DAY = date.min + timedelta(days=31)
 LAST_DAY = date.max - timedelta(days=2)
+#: the longest range a report covers (ten years of days): each metric keeps a
+#: value per day, so a mistyped year would otherwise cost minutes and gigabytes
+MAX_DAYS = 3660
 
 
 class ReportError(CommunityKitError):
@@ -56,7 +59,8 @@ def build_report(
     ``source`` is a :class:`~communitykit.CommunityApp` (open), an engine, or a
     store; with a store, pass the ``community`` (for its time zone and groups).
     Raises :class:`ReportError` for a range that ends before it starts or reaches
-    beyond :data:`FIRST_DAY` .. :data:`LAST_DAY`, an unknown
+    beyond :data:`FIRST_DAY` .. :data:`LAST_DAY` or is longer than
+    :data:`MAX_DAYS`, an unknown
     group, platform or metric.
     """
     store, engine, app = _parts(source)
@@ -67,6 +71,11 @@ def build_report(
     if start < FIRST_DAY or end > LAST_DAY:
         raise ReportError(
             f"a report covers days from {FIRST_DAY} to {LAST_DAY}, not {start} to {end}"
+        )
+    if (end - start).days + 1 > MAX_DAYS:
+        raise ReportError(
+            f"a report covers at most {MAX_DAYS} days; {start} to {end} is "
+            f"{(end - start).days + 1} days"
         )
     if group is not None:
         keys = [g.key for g in community.groups]

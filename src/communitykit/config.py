@@ -524,6 +524,9 @@ _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
 _STEM = re.compile(r"[\w.-]+")
 _SPACE = re.compile(r"\s")
 
+#: how deep one segment's definition may go through the segments it names
+MAX_SEGMENT_DEPTH = 32
+
 _TOP = (
     "community",
     "groups",
@@ -1212,6 +1215,12 @@ class _Loader:
                 )
             if name in done:
                 return
+            if len(path) >= MAX_SEGMENT_DEPTH:
+                raise self.error(
+                    ("segments", path[0], "where"),
+                    detail=f"segments refer to segments more than {MAX_SEGMENT_DEPTH} deep "
+                    f"(from {path[0]!r} to {name!r})",
+                )
             for ref in refs.get(name, ()):
                 visit(ref, [*path, name])
             done.add(name)

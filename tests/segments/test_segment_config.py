@@ -116,3 +116,18 @@ def test_bad_definitions_are_one_clear_error_naming_the_key(
 def test_contributors_may_be_tuned_under_its_own_name() -> None:
     config = load('[segments.contributors]\ntype = "contributors"\nresponses = 5\ndays = 7')
     assert dict(config.segments["contributors"].settings) == {"responses": 5, "days": 7}
+
+
+def _chain(depth: int) -> str:
+    links = "".join(f'[segments.s{i}]\nwhere = "s{i + 1}"\n' for i in range(depth))
+    return f'[community]\nname = "x"\n{links}[segments.s{depth}]\nwhere = "active"\n'
+
+
+def test_a_chain_of_segments_deeper_than_the_limit_is_refused_at_load() -> None:
+    from communitykit.config import MAX_SEGMENT_DEPTH
+
+    parse_config(_chain(MAX_SEGMENT_DEPTH - 1))  # as deep as allowed
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_chain(500))  # deep enough to overflow the stack when built
+    assert caught.value.key == "segments.s0.where"
+    assert f"more than {MAX_SEGMENT_DEPTH} deep" in str(caught.value)

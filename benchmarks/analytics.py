@@ -2,9 +2,9 @@
 
 Generates 1,000,000 members and 10,000,000 events (joins over a year, leaves,
 messages, reactions and commands in three groups), a ledger of check-in and
-message credits, spends and expiries, member states with tiers and an audit
-trail, straight into the tables of a SQLite store (bulk inserts in one
-transaction, not through the engine). The file is kept under /tmp and reused
+message credits, spends and expiries, member states with tiers and each member's
+last activity (as the engine keeps it) and an audit trail, straight into the
+tables of a SQLite store (bulk inserts in one transaction, not through the engine). The file is kept under /tmp and reused
 by the next run unless ``--regenerate`` is given.
 
 Then times, on that store (process time and wall time):
@@ -104,10 +104,23 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
         ((f"u{i}", f"telegram:u{i}") for i in range(members)),
     )
     tier = np.minimum(rng.geometric(0.7, members) - 1, len(TIERS) - 1)
+    # what the engine keeps: each member's latest activity (NULL if none) and messages
+    last_active = np.full(members, -1, dtype=np.int64)
+    np.maximum.at(last_active, who, at_us)
+    messages = np.bincount(who[kind == 0], minlength=members)
     con.executemany(
         "INSERT INTO ck_member_states (member_id, tier, tier_since, below_since,"
-        " last_active_at, messages, reactions_received) VALUES (?, ?, ?, NULL, NULL, 0, 0)",
-        ((f"telegram:u{i}", TIERS[tier[i]], _iso(int(join_us[i]))) for i in range(members)),
+        " last_active_at, messages, reactions_received) VALUES (?, ?, ?, NULL, ?, ?, 0)",
+        (
+            (
+                f"telegram:u{i}",
+                TIERS[tier[i]],
+                _iso(int(join_us[i])),
+                _iso(int(last_active[i])) if last_active[i] >= 0 else None,
+                int(messages[i]),
+            )
+            for i in range(members)
+        ),
     )
     # events: joins, leaves, activity, in time order
     all_at = np.concatenate([join_us, leave_us[leaves], at_us])

@@ -41,31 +41,86 @@ def stage_codes(
     ``joined_us`` is -1 where unknown; ``act_member``/``act_at`` list activity
     (any order; anything after ``now_us`` is ignored).
     """
+    window = _Window.of(len(joined_us), joined_us, act_member, act_at, now_us, settings)
+    prior = np.full(len(joined_us), -1, dtype=np.int64)
+    return _codes(now_us, joined_us, gone, window, prior, settings)
+
+
+class _Window:
+    """Each member's activity in a window of time, summed up for :func:`_codes`:
+    the first and the last activity in it (-1: none) and the last return among
+    the activity after the first (a gap of more than ``active_days`` from the
+    activity before it in the window; -1: none)."""
+
+    def __init__(
+        self,
+        first: npt.NDArray[np.int64],
+        last: npt.NDArray[np.int64],
+        inner_return: npt.NDArray[np.int64],
+    ) -> None:
+        self.first = first
+        self.last = last
+        self.inner_return = inner_return
+
+    @classmethod
+    def of(
+        cls,
+        n: int,
+        joined_us: npt.NDArray[np.int64],
+        act_member: npt.NDArray[np.int32],
+        act_at: npt.NDArray[np.int64],
+        now_us: int,
+        settings: LifecycleSettings,
+    ) -> _Window:
+        before = act_at <= now_us
+        if not before.all():
+            act_member, act_at = act_member[before], act_at[before]
+        order = np.lexsort((act_at, act_member))
+        member = act_member[order]
+        at = act_at[order]
+        del order
+        starts = np.ones(len(member), dtype=np.bool_)
+        starts[1:] = member[1:] != member[:-1]
+        first = np.full(n, -1, dtype=np.int64)
+        first[member[starts]] = at[starts]
+        last = np.full(n, -1, dtype=np.int64)
+        ends = np.flatnonzero(np.r_[starts[1:], True]) if len(member) else np.zeros(0, np.int64)
+        last[member[ends]] = at[ends]
+        # returns after the first activity: gaps from the activity before
+        returned = np.zeros(len(member), dtype=np.bool_)
+        returned[1:] = at[1:] - at[:-1] > settings.active_days * _DAY_US
+        returned &= ~starts
+        inner_return = np.full(n, -1, dtype=np.int64)
+        picked = np.flatnonzero(returned)
+        if len(picked):
+            who = member[picked]
+            ends = picked[np.r_[who[1:] != who[:-1], True]]
+            inner_return[member[ends]] = at[ends]
+        return cls(first, last, inner_return)
+
+
+def _codes(
+    now_us: int,
+    joined_us: npt.NDArray[np.int64],
+    gone: npt.NDArray[np.bool_],
+    window: _Window,
+    prior: npt.NDArray[np.int64],
+    settings: LifecycleSettings,
+) -> npt.NDArray[np.int8]:
+    """Stage codes from the activity in a window and ``prior``: each member's last
+    activity before the window (-1: none)."""
     n = len(joined_us)
-    before = act_at <= now_us
-    if not before.all():
-        act_member, act_at = act_member[before], act_at[before]
-    order = np.lexsort((act_at, act_member))
-    member = act_member[order]
-    at = act_at[order]
-    first = np.ones(len(member), dtype=np.bool_)
-    first[1:] = member[1:] != member[:-1]
-    # the reference of each activity: the one before it, or joining for the first
-    reference = np.empty_like(at)
-    reference[1:] = at[:-1]
-    reference[first] = joined_us[member[first]]
-    has_reference = reference >= 0
-    has_reference[first] &= joined_us[member[first]] >= 0
-    returned = has_reference & (at - reference > settings.active_days * _DAY_US)
-    last = np.full(n, -1, dtype=np.int64)
-    ends = np.flatnonzero(np.r_[first[1:], True]) if len(member) else np.zeros(0, np.int64)
-    last[member[ends]] = at[ends]
-    last_return = np.full(n, -1, dtype=np.int64)
-    picked = np.flatnonzero(returned)
-    if len(picked):
-        who = member[picked]
-        ends = picked[np.r_[who[1:] != who[:-1], True]]
-        last_return[member[ends]] = at[ends]
+    first, last = window.first, window.last
+    # the first activity in the window is a return when it comes more than
+    # active_days after the activity before it or, if none, after joining
+    reference = np.where(prior >= 0, prior, joined_us)
+    first_returned = (
+        (first >= 0) & (reference >= 0) & (first - reference > settings.active_days * _DAY_US)
+    )
+    last_return = np.where(
+        window.inner_return >= 0, window.inner_return, np.where(first_returned, first, -1)
+    )
+    last = np.where(last >= 0, last, prior)
 
     code = np.full(n, _SILENT, dtype=np.int8)
     has_last = last >= 0

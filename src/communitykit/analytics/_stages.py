@@ -8,8 +8,11 @@ activity (member index, time) before ``now``.
 
 from __future__ import annotations
 
+import gc
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +28,8 @@ __all__ = ["STAGES", "stage_codes", "stage_counts", "stages"]
 STAGES = (Stage.NEW, Stage.ACTIVE, Stage.SILENT, Stage.CHURNED, Stage.RECALLED, Stage.LEFT)
 _NEW, _ACTIVE, _SILENT, _CHURNED, _RECALLED, _LEFT = range(6)
 _DAY_US = 86_400_000_000
+_CHUNK = 200_000
+I64 = npt.NDArray[np.int64]
 
 
 def stage_codes(
@@ -145,8 +150,30 @@ _DEFAULT = LifecycleSettings()
 def stages(
     store: Store, now: datetime, settings: LifecycleSettings = _DEFAULT
 ) -> Mapping[str, Stage]:
-    """Every member's lifecycle stage at ``now`` (member id → stage), from one scan of
-    the stored activity and the members' records."""
+    """Every member's lifecycle stage at ``now`` (member id → stage).
+
+    On SQLite only the activity of the last ``recalled_days + active_days + 1``
+    days before ``now`` is read (through the index on the event time); before
+    that, each member's ``last_active_at`` (their latest activity, as the engine
+    keeps it) tells what is needed, and the few members for whom it does not
+    (their latest activity lies after the window start, and what came before the
+    window would change their stage) are looked up in one more pass over the
+    older events, in SQL. Other stores: one scan of the stored activity.
+    """
+    engine = getattr(store, "_engine", None)
+    if engine is not None and engine.dialect.name == "sqlite":
+        collecting = gc.isenabled()
+        gc.disable()  # a million short-lived rows and nothing cyclic
+        try:
+            return _stages_sqlite(engine, to_us(now), settings)
+        finally:
+            if collecting:
+                gc.enable()
+    return _stages_scan(store, now, settings)
+
+
+def _stages_scan(store: Store, now: datetime, settings: LifecycleSettings) -> _StageMap:
+    """The stages from a scan of all the stored activity (any store)."""
     facts = build_facts(store, now + timedelta(microseconds=1), activity_only=True)
     active = np.isin(facts.ev_type, ACTIVITY)
     codes = stage_codes(
@@ -158,6 +185,141 @@ def stages(
         settings=settings,
     )
     return _StageMap(facts.member_ids, codes)
+
+
+_ACTIVITY_SQL = "type IN ('message_posted', 'reaction_added', 'command_invoked')"
+_UTC = "+00:00"
+
+
+def _instants(utc: Sequence[str | None], other: Sequence[str | None]) -> I64:
+    """Epoch microseconds of ISO instants: ``utc`` holds them without their
+    ``+00:00`` (parsed by numpy), ``other`` the rest whole (-1 where neither)."""
+    found = np.array(utc, dtype="datetime64[us]").astype(np.int64)
+    found[found == np.iinfo(np.int64).min] = -1
+    for n, text in enumerate(other):
+        if text is not None:
+            found[n] = to_us(datetime.fromisoformat(text))
+    return found
+
+
+def _utc_sql(column: str) -> str:
+    """Two columns: ``column`` without ``+00:00`` when it ends so, else ``column``."""
+    return (
+        f"CASE WHEN {column} LIKE '%{_UTC}' THEN substr({column}, 1, length({column}) - 6) END, "
+        f"CASE WHEN {column} NOT LIKE '%{_UTC}' THEN {column} END"
+    )
+
+
+def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _StageMap:
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        # the members, numbered by row order, with their latest activity
+        rows = cur.execute(
+            "SELECT m.member_id, m.status IN ('left', 'banned'), "
+            f"{_utc_sql('m.joined_at')}, {_utc_sql('s.last_active_at')} FROM ck_members m "
+            "LEFT JOIN ck_member_states s ON s.member_id = m.member_id ORDER BY m.rowid"
+        ).fetchall()
+        n = len(rows)
+        member_ids: list[str]
+        if rows:
+            member_ids, gone_t, joined_utc, joined_other, last_utc, last_other = map(
+                list, zip(*rows, strict=True)
+            )
+        else:
+            member_ids, gone_t, joined_utc, joined_other, last_utc, last_other = (
+                [],
+                [],
+                [],
+                [],
+                [],
+                [],
+            )
+        del rows
+        gone = np.array(gone_t, dtype=np.bool_).reshape(n)
+        joined_us = _instants(joined_utc, joined_other).reshape(n)
+        last_active = _instants(last_utc, last_other).reshape(n)
+        del gone_t, joined_utc, joined_other, last_utc, last_other
+        # identities → member numbers
+        index = {m: i for i, m in enumerate(member_ids)}
+        by_platform: dict[str, dict[str, int]] = {}
+        for platform, user_id, member_id in cur.execute(
+            "SELECT platform, user_id, member_id FROM ck_identities"
+        ):
+            i = index.get(member_id)
+            if i is not None:
+                by_platform.setdefault(platform, {})[user_id] = i
+        del index
+        single = len(by_platform) <= 1
+        key_sql = "user_id" if single else "platform || char(31) || user_id"
+        lookup: dict[str, int] = (
+            next(iter(by_platform.values()), {})
+            if single
+            else {f"{p}\x1f{u}": i for p, users in by_platform.items() for u, i in users.items()}
+        )
+        if single and by_platform:
+            platform_sql = "platform = ? AND "
+            platform_args: tuple[str, ...] = (next(iter(by_platform)),)
+        else:
+            platform_sql, platform_args = "", ()
+        del by_platform
+        # the activity in the window, through the index on the event time
+        start_us = now_us - (settings.recalled_days + settings.active_days + 1) * _DAY_US
+        cur.execute(
+            f"SELECT at_us, {key_sql} FROM ck_events WHERE at_us >= ? AND at_us <= ? "
+            f"AND {platform_sql}{_ACTIVITY_SQL}",
+            (start_us, now_us, *platform_args),
+        )
+        get = lookup.get
+        ats: list[npt.NDArray[np.int64]] = []
+        whos: list[npt.NDArray[np.int32]] = []
+        while chunk := cur.fetchmany(_CHUNK):
+            at_t, keys = zip(*chunk, strict=True)
+            ats.append(np.fromiter(at_t, dtype=np.int64, count=len(at_t)))
+            whos.append(np.fromiter([get(k, -1) for k in keys], dtype=np.int32, count=len(keys)))
+        del chunk
+        act_at = np.concatenate(ats) if ats else np.zeros(0, np.int64)
+        act_member = np.concatenate(whos) if whos else np.zeros(0, np.int32)
+        del ats, whos
+        known = act_member >= 0
+        if not known.all():
+            act_at, act_member = act_at[known], act_member[known]
+        window = _Window.of(n, joined_us, act_member, act_at, now_us, settings)
+        del act_at, act_member, known
+        # before the window: last_active_at is the latest activity overall, so
+        # when it is before the window start it is the last activity before the
+        # window (and none is in it); otherwise only that there is activity from
+        # the window start on is known
+        prior = np.where(last_active < start_us, last_active, -1)
+        unknown = (last_active >= start_us) | (window.last >= 0)
+        if unknown.any():
+            # a member's code changes with the last activity before the window
+            # only monotonically (see _codes): if it is the same with none, the
+            # earliest and the latest possible one, it is the same with any
+            late = _codes(
+                now_us, joined_us, gone, window, np.where(unknown, start_us - 1, prior), settings
+            )
+            early = _codes(now_us, joined_us, gone, window, np.where(unknown, 0, prior), settings)
+            none = _codes(now_us, joined_us, gone, window, np.where(unknown, -1, prior), settings)
+            open_ = unknown & ((late != none) | (early != none))
+            del late, early, none
+            prior = np.where(unknown, -1, prior)
+            if open_.any():
+                wanted = [k for k, i in lookup.items() if open_[i]]
+                cur.execute(
+                    f"SELECT {key_sql}, MAX(at_us) FROM ck_events NOT INDEXED "
+                    f"WHERE at_us < ? AND {platform_sql}{_ACTIVITY_SQL} "
+                    f"AND {key_sql} IN (SELECT value FROM json_each(?)) GROUP BY 1",
+                    (start_us, *platform_args, json.dumps(wanted)),
+                )
+                for key, at in cur:
+                    i = lookup[key]
+                    if at > prior[i]:
+                        prior[i] = at
+        codes = _codes(now_us, joined_us, gone, window, prior, settings)
+        return _StageMap(member_ids, codes)
+    finally:
+        raw.close()
 
 
 def stage_counts(found: Mapping[str, Stage]) -> dict[Stage, int]:

@@ -2,10 +2,11 @@
 
 Generates 1,000,000 members and 10,000,000 events (joins over a year, leaves,
 messages, reactions and commands in three groups), a ledger of check-in and
-message credits, spends and expiries, member states with tiers and each member's
-last activity (as the engine keeps it) and an audit trail, straight into the
-tables of a SQLite store (bulk inserts in one transaction, not through the engine). The file is kept under /tmp and reused
-by the next run unless ``--regenerate`` is given.
+message credits, spends and expiries, member states with tiers, each member's
+last activity and identity links (as the engine keeps them) and an audit trail,
+straight into the tables of a SQLite store (bulk inserts in one transaction, not
+through the engine). The file is kept under /tmp and reused by the next run
+unless ``--regenerate`` is given.
 
 Then times, on that store (process time and wall time):
 
@@ -102,6 +103,15 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
         "INSERT INTO ck_identities (platform, user_id, member_id, position)"
         " VALUES ('telegram', ?, ?, 0)",
         ((f"u{i}", f"telegram:u{i}") for i in range(members)),
+    )
+    # the identity links the engine writes when an identity first shows up (joining)
+    con.executemany(
+        "INSERT INTO ck_links (platform, user_id, member_id, method, at_us, at, by, note)"
+        " VALUES ('telegram', ?, ?, 'joined', ?, ?, NULL, '')",
+        (
+            (f"u{i}", f"telegram:u{i}", int(join_us[i]), _iso(int(join_us[i])))
+            for i in range(members)
+        ),
     )
     tier = np.minimum(rng.geometric(0.7, members) - 1, len(TIERS) - 1)
     # what the engine keeps: each member's latest activity (NULL if none) and messages

@@ -210,10 +210,44 @@ def _utc_sql(column: str) -> str:
     )
 
 
+def _seen_since(
+    cur: Any,
+    wanted: npt.NDArray[np.bool_],
+    lookup: Mapping[str, int],
+    key_sql: str,
+    platform_sql: str,
+    platform_args: tuple[str, ...],
+    start_us: int,
+) -> npt.NDArray[np.bool_]:
+    """Of the ``wanted`` members, those whose every identity was first seen (its
+    earliest link, made when it showed up: ``joined``) at or after ``start_us``:
+    they have no activity before it."""
+    keys = [k for k, i in lookup.items() if wanted[i]]
+    first: dict[str, tuple[int, str]] = {}  # identity → its earliest link (time, method)
+    cur.execute(
+        f"SELECT {key_sql}, at_us, method FROM ck_links "
+        f"WHERE {platform_sql}{key_sql} IN (SELECT value FROM json_each(?))",
+        (*platform_args, json.dumps(keys)),
+    )
+    for key, at, method in cur:
+        if key not in first or at < first[key][0]:
+            first[key] = (at, method)
+    seen = np.zeros(len(wanted), dtype=np.bool_)
+    late = np.zeros(len(wanted), dtype=np.bool_)  # an identity seen earlier, or never linked
+    for key in keys:
+        i = lookup[key]
+        link = first.get(key)
+        seen[i] = True
+        if link is None or link[0] < start_us or link[1] != "joined":
+            late[i] = True
+    return seen & ~late
+
+
 def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _StageMap:
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
+
         # the members, numbered by row order, with their latest activity
         rows = cur.execute(
             "SELECT m.member_id, m.status IN ('left', 'banned'), "
@@ -258,7 +292,7 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
             else {f"{p}\x1f{u}": i for p, users in by_platform.items() for u, i in users.items()}
         )
         if single and by_platform:
-            platform_sql = "platform = ? AND "
+            platform_sql = "+platform = ? AND "  # (not through the key index)
             platform_args: tuple[str, ...] = (next(iter(by_platform)),)
         else:
             platform_sql, platform_args = "", ()
@@ -304,6 +338,10 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
             open_ = unknown & ((late != none) | (early != none))
             del late, early, none
             prior = np.where(unknown, -1, prior)
+            if open_.any():
+                open_ &= ~_seen_since(
+                    cur, open_, lookup, key_sql, platform_sql, platform_args, start_us
+                )
             if open_.any():
                 wanted = [k for k, i in lookup.items() if open_[i]]
                 cur.execute(

@@ -250,53 +250,40 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
 
         # the members, numbered by row order, with their latest activity
         rows = cur.execute(
-            "SELECT m.member_id, m.status IN ('left', 'banned'), "
+            "SELECT m.rowid, m.member_id, m.status IN ('left', 'banned'), "
             f"{_utc_sql('m.joined_at')}, {_utc_sql('s.last_active_at')} FROM ck_members m "
             "LEFT JOIN ck_member_states s ON s.member_id = m.member_id ORDER BY m.rowid"
         ).fetchall()
         n = len(rows)
-        member_ids: list[str]
-        if rows:
-            member_ids, gone_t, joined_utc, joined_other, last_utc, last_other = map(
-                list, zip(*rows, strict=True)
-            )
-        else:
-            member_ids, gone_t, joined_utc, joined_other, last_utc, last_other = (
-                [],
-                [],
-                [],
-                [],
-                [],
-                [],
-            )
+        columns: list[list[Any]] = (
+            list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in range(7)]
+        )
         del rows
+        rowid_t, member_ids, gone_t, joined_utc, joined_other, last_utc, last_other = columns
+        del columns
+        rowids = np.array(rowid_t, dtype=np.int64).reshape(n)
         gone = np.array(gone_t, dtype=np.bool_).reshape(n)
         joined_us = _instants(joined_utc, joined_other).reshape(n)
         last_active = _instants(last_utc, last_other).reshape(n)
-        del gone_t, joined_utc, joined_other, last_utc, last_other
-        # identities → member numbers
-        index = {m: i for i, m in enumerate(member_ids)}
-        by_platform: dict[str, dict[str, int]] = {}
-        for platform, user_id, member_id in cur.execute(
-            "SELECT platform, user_id, member_id FROM ck_identities"
-        ):
-            i = index.get(member_id)
-            if i is not None:
-                by_platform.setdefault(platform, {})[user_id] = i
-        del index
-        single = len(by_platform) <= 1
+        del rowid_t, gone_t, joined_utc, joined_other, last_utc, last_other
+        # identities → member numbers (the member's row, found by SQLite)
+        platforms = [p for (p,) in cur.execute("SELECT DISTINCT platform FROM ck_identities")]
+        single = len(platforms) <= 1
         key_sql = "user_id" if single else "platform || char(31) || user_id"
-        lookup: dict[str, int] = (
-            next(iter(by_platform.values()), {})
-            if single
-            else {f"{p}\x1f{u}": i for p, users in by_platform.items() for u, i in users.items()}
-        )
-        if single and by_platform:
+        found = cur.execute(
+            f"SELECT i.{key_sql}, m.rowid FROM ck_identities i "
+            "JOIN ck_members m ON m.member_id = i.member_id"
+        ).fetchall()
+        keys_t, member_rows = zip(*found, strict=True) if found else ((), ())
+        del found
+        numbers = np.searchsorted(rowids, np.array(member_rows, dtype=np.int64))
+        lookup: dict[str, int] = dict(zip(keys_t, numbers.tolist(), strict=True))
+        del keys_t, member_rows, numbers, rowids
+        if single and platforms:
             platform_sql = "+platform = ? AND "  # (not through the key index)
-            platform_args: tuple[str, ...] = (next(iter(by_platform)),)
+            platform_args: tuple[str, ...] = (platforms[0],)
         else:
             platform_sql, platform_args = "", ()
-        del by_platform
         # the activity in the window, through the index on the event time
         start_us = now_us - (settings.recalled_days + settings.active_days + 1) * _DAY_US
         cur.execute(

@@ -28,7 +28,6 @@ __all__ = ["STAGES", "stage_codes", "stage_counts", "stages"]
 STAGES = (Stage.NEW, Stage.ACTIVE, Stage.SILENT, Stage.CHURNED, Stage.RECALLED, Stage.LEFT)
 _NEW, _ACTIVE, _SILENT, _CHURNED, _RECALLED, _LEFT = range(6)
 _DAY_US = 86_400_000_000
-_CHUNK = 200_000
 I64 = npt.NDArray[np.int64]
 
 
@@ -166,6 +165,8 @@ def stages(
         gc.disable()  # a million short-lived rows and nothing cyclic
         try:
             return _stages_sqlite(engine, to_us(now), settings)
+        except _Unreadable:
+            pass
         finally:
             if collecting:
                 gc.enable()
@@ -188,26 +189,62 @@ def _stages_scan(store: Store, now: datetime, settings: LifecycleSettings) -> _S
 
 
 _ACTIVITY_SQL = "type IN ('message_posted', 'reaction_added', 'command_invoked')"
-_UTC = "+00:00"
+#: ISO instants in UTC, with and without microseconds, as the store writes them
+_UTC_US = "____-__-__T__:__:__.______+00:00"
+_UTC_S = "____-__-__T__:__:__+00:00"
+_NONE = "0001-01-01T00:00:00.000000"  # stands for "none" (and anything else, read apart)
+_NONE_US = -62_135_596_800_000_000
+_SEP = "\x1e"  # between the strings of a column read as one
 
 
-def _instants(utc: Sequence[str | None], other: Sequence[str | None]) -> I64:
-    """Epoch microseconds of ISO instants: ``utc`` holds them without their
-    ``+00:00`` (parsed by numpy), ``other`` the rest whole (-1 where neither)."""
-    found = np.array(utc, dtype="datetime64[us]").astype(np.int64)
-    found[found == np.iinfo(np.int64).min] = -1
-    for n, text in enumerate(other):
-        if text is not None:
-            found[n] = to_us(datetime.fromisoformat(text))
+class _Unreadable(Exception):
+    """A column read as one string could not be split (a value holds the separator)."""
+
+
+def _instant_sql(column: str) -> str:
+    """``column`` (an ISO instant) as 26 characters numpy parses, ``_NONE`` if it is not
+    one of the UTC forms the store writes."""
+    return (
+        f"CASE WHEN {column} LIKE '{_UTC_US}' THEN substr({column}, 1, 26) "
+        f"WHEN {column} LIKE '{_UTC_S}' THEN substr({column}, 1, 19) || '.000000' "
+        f"ELSE '{_NONE}' END"
+    )
+
+
+def _odd_sql(column: str) -> str:
+    return (
+        f"({column} IS NOT NULL AND {column} NOT LIKE '{_UTC_US}' AND {column} NOT LIKE '{_UTC_S}')"
+    )
+
+
+def _instants(text: str | None, n: int) -> I64:
+    """Epoch microseconds of ``n`` instants written by :func:`_instant_sql` one after
+    another (-1 for none)."""
+    try:
+        found = np.frombuffer((text or "").encode("ascii"), dtype="S26")
+        us = found.astype("datetime64[us]").astype(np.int64)
+    except ValueError as error:  # (UnicodeEncodeError too) not a plain ISO instant
+        raise _Unreadable from error
+    if len(us) != n:
+        raise _Unreadable
+    us[us == _NONE_US] = -1
+    return us
+
+
+def _strings(text: str | None, n: int) -> list[str]:
+    if n == 0:
+        return []
+    found = (text or "").split(_SEP)
+    if len(found) != n:
+        raise _Unreadable
     return found
 
 
-def _utc_sql(column: str) -> str:
-    """Two columns: ``column`` without ``+00:00`` when it ends so, else ``column``."""
-    return (
-        f"CASE WHEN {column} LIKE '%{_UTC}' THEN substr({column}, 1, length({column}) - 6) END, "
-        f"CASE WHEN {column} NOT LIKE '%{_UTC}' THEN {column} END"
-    )
+def _integers(text: str | None, n: int) -> I64:
+    found = np.fromstring(text or "", dtype=np.int64, sep=",") if n else np.zeros(0, np.int64)
+    if len(found) != n:
+        raise _Unreadable
+    return found
 
 
 def _seen_since(
@@ -248,24 +285,36 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
     try:
         cur = raw.cursor()
 
-        # the members, numbered by row order, with their latest activity
-        rows = cur.execute(
-            "SELECT m.rowid, m.member_id, m.status IN ('left', 'banned'), "
-            f"{_utc_sql('m.joined_at')}, {_utc_sql('s.last_active_at')} FROM ck_members m "
-            "LEFT JOIN ck_member_states s ON s.member_id = m.member_id ORDER BY m.rowid"
-        ).fetchall()
-        n = len(rows)
-        columns: list[list[Any]] = (
-            list(map(list, zip(*rows, strict=True))) if rows else [[] for _ in range(7)]
-        )
-        del rows
-        rowid_t, member_ids, gone_t, joined_utc, joined_other, last_utc, last_other = columns
-        del columns
-        rowids = np.array(rowid_t, dtype=np.int64).reshape(n)
-        gone = np.array(gone_t, dtype=np.bool_).reshape(n)
-        joined_us = _instants(joined_utc, joined_other).reshape(n)
-        last_active = _instants(last_utc, last_other).reshape(n)
-        del rowid_t, gone_t, joined_utc, joined_other, last_utc, last_other
+        # the members, numbered by row order, with their latest activity: each
+        # column comes as one string (no Python object per value but the ids)
+        n, rowid_s, ids_s, gone_s, joined_s, last_s = cur.execute(
+            "SELECT count(*), group_concat(rowid), group_concat(member_id, char(30)), "
+            "group_concat(gone, ''), group_concat(joined, ''), group_concat(last, '') FROM "
+            "(SELECT m.rowid AS rowid, m.member_id AS member_id, "
+            "m.status IN ('left', 'banned') AS gone, "
+            f"{_instant_sql('m.joined_at')} AS joined, {_instant_sql('s.last_active_at')} AS last "
+            "FROM ck_members m LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
+            "ORDER BY m.rowid)"
+        ).fetchone()
+        rowids = _integers(rowid_s, n)
+        member_ids = _strings(ids_s, n)
+        gone = np.frombuffer((gone_s or "").encode("ascii"), dtype=np.uint8) == ord("1")
+        joined_us = _instants(joined_s, n)
+        last_active = _instants(last_s, n)
+        del rowid_s, ids_s, gone_s, joined_s, last_s
+        if len(gone) != n:
+            raise _Unreadable
+        # instants in other forms, read apart
+        for rowid, joined_at, last_active_at in cur.execute(
+            "SELECT m.rowid, m.joined_at, s.last_active_at FROM ck_members m "
+            "LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
+            f"WHERE {_odd_sql('m.joined_at')} OR {_odd_sql('s.last_active_at')}"
+        ):
+            i = int(np.searchsorted(rowids, rowid))
+            if joined_at is not None:
+                joined_us[i] = to_us(datetime.fromisoformat(joined_at))
+            if last_active_at is not None:
+                last_active[i] = to_us(datetime.fromisoformat(last_active_at))
         # identities → member numbers (the member's row, found by SQLite)
         platforms = [p for (p,) in cur.execute("SELECT DISTINCT platform FROM ck_identities")]
         single = len(platforms) <= 1
@@ -286,22 +335,18 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
             platform_sql, platform_args = "", ()
         # the activity in the window, through the index on the event time
         start_us = now_us - (settings.recalled_days + settings.active_days + 1) * _DAY_US
-        cur.execute(
-            f"SELECT at_us, {key_sql} FROM ck_events WHERE at_us >= ? AND at_us <= ? "
-            f"AND {platform_sql}{_ACTIVITY_SQL}",
+        count, at_s, keys_s = cur.execute(
+            f"SELECT count(*), group_concat(at_us), group_concat(key, char(30)) FROM "
+            f"(SELECT at_us, {key_sql} AS key FROM ck_events WHERE at_us >= ? AND at_us <= ? "
+            f"AND {platform_sql}{_ACTIVITY_SQL})",
             (start_us, now_us, *platform_args),
-        )
+        ).fetchone()
+        act_at = _integers(at_s, count)
         get = lookup.get
-        ats: list[npt.NDArray[np.int64]] = []
-        whos: list[npt.NDArray[np.int32]] = []
-        while chunk := cur.fetchmany(_CHUNK):
-            at_t, keys = zip(*chunk, strict=True)
-            ats.append(np.fromiter(at_t, dtype=np.int64, count=len(at_t)))
-            whos.append(np.fromiter([get(k, -1) for k in keys], dtype=np.int32, count=len(keys)))
-        del chunk
-        act_at = np.concatenate(ats) if ats else np.zeros(0, np.int64)
-        act_member = np.concatenate(whos) if whos else np.zeros(0, np.int32)
-        del ats, whos
+        act_member = np.fromiter(
+            [get(k, -1) for k in _strings(keys_s, count)], dtype=np.int32, count=count
+        )
+        del at_s, keys_s
         known = act_member >= 0
         if not known.all():
             act_at, act_member = act_at[known], act_member[known]

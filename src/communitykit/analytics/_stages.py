@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,6 +198,10 @@ _NONE_US = -62_135_596_800_000_000
 _SEP = "\x1e"  # between the strings of a column read as one
 
 
+def _no_member() -> int:
+    return -1
+
+
 class _Unreadable(Exception):
     """A column read as one string could not be split (a value holds the separator)."""
 
@@ -259,7 +264,7 @@ def _seen_since(
     """Of the ``wanted`` members, those whose every identity was first seen (its
     earliest link, made when it showed up: ``joined``) at or after ``start_us``:
     they have no activity before it."""
-    keys = [k for k, i in lookup.items() if wanted[i]]
+    keys = [k for k, i in lookup.items() if i >= 0 and wanted[i]]
     first: dict[str, tuple[int, str]] = {}  # identity → its earliest link (time, method)
     cur.execute(
         f"SELECT {key_sql}, at_us, method FROM ck_links "
@@ -287,12 +292,15 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
 
         # the members, numbered by row order, with their latest activity: each
         # column comes as one string (no Python object per value but the ids)
-        n, rowid_s, ids_s, gone_s, joined_s, last_s = cur.execute(
+        n, rowid_s, ids_s, gone_s, joined_s, last_s, odd_s = cur.execute(
             "SELECT count(*), group_concat(rowid), group_concat(member_id, char(30)), "
-            "group_concat(gone, ''), group_concat(joined, ''), group_concat(last, '') FROM "
+            "group_concat(gone, ''), group_concat(joined, ''), group_concat(last, ''), "
+            "group_concat(odd) FROM "
             "(SELECT m.rowid AS rowid, m.member_id AS member_id, "
             "m.status IN ('left', 'banned') AS gone, "
-            f"{_instant_sql('m.joined_at')} AS joined, {_instant_sql('s.last_active_at')} AS last "
+            f"{_instant_sql('m.joined_at')} AS joined, {_instant_sql('s.last_active_at')} AS last, "
+            f"CASE WHEN {_odd_sql('m.joined_at')} OR {_odd_sql('s.last_active_at')} "
+            "THEN m.rowid END AS odd "
             "FROM ck_members m LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
             "ORDER BY m.rowid)"
         ).fetchone()
@@ -304,11 +312,17 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
         del rowid_s, ids_s, gone_s, joined_s, last_s
         if len(gone) != n:
             raise _Unreadable
-        # instants in other forms, read apart
-        for rowid, joined_at, last_active_at in cur.execute(
-            "SELECT m.rowid, m.joined_at, s.last_active_at FROM ck_members m "
-            "LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
-            f"WHERE {_odd_sql('m.joined_at')} OR {_odd_sql('s.last_active_at')}"
+        # instants in other forms (another offset, say), read apart
+        odd = [int(r) for r in odd_s.split(",")] if odd_s else []
+        for rowid, joined_at, last_active_at in (
+            cur.execute(
+                "SELECT m.rowid, m.joined_at, s.last_active_at FROM ck_members m "
+                "LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
+                "WHERE m.rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(odd),),
+            )
+            if odd
+            else ()
         ):
             i = int(np.searchsorted(rowids, rowid))
             if joined_at is not None:
@@ -326,7 +340,9 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
         keys_t, member_rows = zip(*found, strict=True) if found else ((), ())
         del found
         numbers = np.searchsorted(rowids, np.array(member_rows, dtype=np.int64))
-        lookup: dict[str, int] = dict(zip(keys_t, numbers.tolist(), strict=True))
+        # (a miss answers -1, so the window's keys map without a Python call each)
+        lookup: defaultdict[str, int] = defaultdict(_no_member)
+        lookup.update(zip(keys_t, numbers.tolist(), strict=True))
         del keys_t, member_rows, numbers, rowids
         if single and platforms:
             platform_sql = "+platform = ? AND "  # (not through the key index)
@@ -342,9 +358,8 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
             (start_us, now_us, *platform_args),
         ).fetchone()
         act_at = _integers(at_s, count)
-        get = lookup.get
         act_member = np.fromiter(
-            [get(k, -1) for k in _strings(keys_s, count)], dtype=np.int32, count=count
+            map(lookup.__getitem__, _strings(keys_s, count)), dtype=np.int32, count=count
         )
         del at_s, keys_s
         known = act_member >= 0
@@ -375,7 +390,7 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
                     cur, open_, lookup, key_sql, platform_sql, platform_args, start_us
                 )
             if open_.any():
-                wanted = [k for k, i in lookup.items() if open_[i]]
+                wanted = [k for k, i in lookup.items() if i >= 0 and open_[i]]
                 cur.execute(
                     f"SELECT {key_sql}, MAX(at_us) FROM ck_events NOT INDEXED "
                     f"WHERE at_us < ? AND {platform_sql}{_ACTIVITY_SQL} "

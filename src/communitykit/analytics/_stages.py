@@ -333,17 +333,18 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
         platforms = [p for (p,) in cur.execute("SELECT DISTINCT platform FROM ck_identities")]
         single = len(platforms) <= 1
         key_sql = "user_id" if single else "platform || char(31) || user_id"
-        found = cur.execute(
-            f"SELECT i.{key_sql}, m.rowid FROM ck_identities i "
-            "JOIN ck_members m ON m.member_id = i.member_id"
-        ).fetchall()
-        keys_t, member_rows = zip(*found, strict=True) if found else ((), ())
-        del found
-        numbers = np.searchsorted(rowids, np.array(member_rows, dtype=np.int64))
+        count, keys_s, rows_s = cur.execute(
+            "SELECT count(*), group_concat(key, char(30)), group_concat(member) FROM "
+            f"(SELECT i.{key_sql} AS key, m.rowid AS member FROM ck_identities i "
+            "JOIN ck_members m ON m.member_id = i.member_id)"
+        ).fetchone()
+        keys_t = _strings(keys_s, count)
+        numbers = np.searchsorted(rowids, _integers(rows_s, count))
+        del keys_s, rows_s
         # (a miss answers -1, so the window's keys map without a Python call each)
         lookup: defaultdict[str, int] = defaultdict(_no_member)
         lookup.update(zip(keys_t, numbers.tolist(), strict=True))
-        del keys_t, member_rows, numbers, rowids
+        del keys_t, numbers, rowids
         if single and platforms:
             platform_sql = "+platform = ? AND "  # (not through the key index)
             platform_args: tuple[str, ...] = (platforms[0],)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +32,7 @@ ACTIVITY = ("message_posted", "command_invoked", "reaction_added")
     merge=st.booleans(),
     drop_links=st.booleans(),
     drop_idle_states=st.booleans(),
+    other_zone=st.booleans(),
 )
 def test_window_stages_equal_the_definition_and_the_full_scan_for_any_now(
     events: list[Event],
@@ -40,6 +41,7 @@ def test_window_stages_equal_the_definition_and_the_full_scan_for_any_now(
     merge: bool,
     drop_links: bool,
     drop_idle_states: bool,
+    other_zone: bool,
 ) -> None:
     # now: after every event, or any instant (before some events: their activity
     # after now counts for last_active_at but not for the stage)
@@ -80,6 +82,16 @@ def test_window_stages_equal_the_definition_and_the_full_scan_for_any_now(
                 con.execute("DELETE FROM ck_members WHERE member_id = ?", (absorbed,))
             if drop_links:  # nothing tells when an identity showed up: older events are read
                 con.execute("DELETE FROM ck_links")
+            if other_zone:  # instants written with another offset (or none) read the same
+                zone = timezone(timedelta(hours=5, minutes=30))
+                for member_id, joined_at in con.execute(
+                    "SELECT member_id, joined_at FROM ck_members WHERE joined_at IS NOT NULL"
+                ).fetchall():
+                    shifted = datetime.fromisoformat(joined_at).astimezone(zone)
+                    con.execute(
+                        "UPDATE ck_members SET joined_at = ? WHERE member_id = ?",
+                        (shifted.replace(microsecond=0).isoformat(), member_id),
+                    )
             if drop_idle_states:  # members never active may have no state at all
                 con.execute("DELETE FROM ck_member_states WHERE last_active_at IS NULL")
         con.close()

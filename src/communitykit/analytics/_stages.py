@@ -190,11 +190,8 @@ def _stages_scan(store: Store, now: datetime, settings: LifecycleSettings) -> _S
 
 
 _ACTIVITY_SQL = "type IN ('message_posted', 'reaction_added', 'command_invoked')"
-#: ISO instants in UTC, with and without microseconds, as the store writes them
-_UTC_US = "____-__-__T__:__:__.______+00:00"
-_UTC_S = "____-__-__T__:__:__+00:00"
-_NONE = "0001-01-01T00:00:00.000000"  # stands for "none" (and anything else, read apart)
-_NONE_US = -62_135_596_800_000_000
+_WIDTH = 40  # an ISO instant, padded with spaces (the store writes 25 or 32 characters)
+_PAD = " " * _WIDTH
 _SEP = "\x1e"  # between the strings of a column read as one
 
 
@@ -207,33 +204,39 @@ class _Unreadable(Exception):
 
 
 def _instant_sql(column: str) -> str:
-    """``column`` (an ISO instant) as 26 characters numpy parses, ``_NONE`` if it is not
-    one of the UTC forms the store writes."""
-    return (
-        f"CASE WHEN {column} LIKE '{_UTC_US}' THEN substr({column}, 1, 26) "
-        f"WHEN {column} LIKE '{_UTC_S}' THEN substr({column}, 1, 19) || '.000000' "
-        f"ELSE '{_NONE}' END"
-    )
-
-
-def _odd_sql(column: str) -> str:
-    return (
-        f"({column} IS NOT NULL AND {column} NOT LIKE '{_UTC_US}' AND {column} NOT LIKE '{_UTC_S}')"
-    )
+    """``column`` (an ISO instant or NULL) padded to ``_WIDTH`` characters."""
+    return f"substr(coalesce({column}, '') || '{_PAD}', 1, {_WIDTH})"
 
 
 def _instants(text: str | None, n: int) -> I64:
     """Epoch microseconds of ``n`` instants written by :func:`_instant_sql` one after
-    another (-1 for none)."""
+    another (-1 for none). numpy parses the UTC forms the store writes
+    (``...T12:00:00.123456+00:00`` and ``...T12:00:00+00:00``); Python the rest."""
     try:
-        found = np.frombuffer((text or "").encode("ascii"), dtype="S26")
-        us = found.astype("datetime64[us]").astype(np.int64)
-    except ValueError as error:  # (UnicodeEncodeError too) not a plain ISO instant
+        raw = (text or "").encode("ascii")
+    except UnicodeEncodeError as error:
         raise _Unreadable from error
-    if len(us) != n:
+    if len(raw) != n * _WIDTH:
         raise _Unreadable
-    us[us == _NONE_US] = -1
-    return us
+    chars = np.frombuffer(raw, dtype=np.uint8).reshape(n, _WIDTH)
+    space = ord(" ")
+    if n and (chars[:, -1] != space).any():
+        raise _Unreadable  # longer than any instant
+    utc = np.frombuffer(b"+00:00", dtype=np.uint8)
+    with_us = (chars[:, 26:32] == utc).all(axis=1) & (chars[:, 32] == space)
+    whole = (chars[:, 19:25] == utc).all(axis=1) & (chars[:, 25] == space)
+    found = np.full(n, -1, dtype=np.int64)
+    try:
+        for rows, width in ((with_us, 26), (whole, 19)):
+            part = np.ascontiguousarray(chars[rows, :width]).view(f"S{width}").ravel()
+            found[rows] = part.astype("datetime64[us]").astype(np.int64)
+    except ValueError as error:
+        raise _Unreadable from error
+    for i in np.flatnonzero(~with_us & ~whole & (chars[:, 0] != space)).tolist():
+        found[i] = to_us(
+            datetime.fromisoformat(raw[i * _WIDTH : (i + 1) * _WIDTH].decode().rstrip())
+        )
+    return found
 
 
 def _strings(text: str | None, n: int) -> list[str]:
@@ -292,15 +295,12 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
 
         # the members, numbered by row order, with their latest activity: each
         # column comes as one string (no Python object per value but the ids)
-        n, rowid_s, ids_s, gone_s, joined_s, last_s, odd_s = cur.execute(
+        n, rowid_s, ids_s, gone_s, joined_s, last_s = cur.execute(
             "SELECT count(*), group_concat(rowid), group_concat(member_id, char(30)), "
-            "group_concat(gone, ''), group_concat(joined, ''), group_concat(last, ''), "
-            "group_concat(odd) FROM "
+            "group_concat(gone, ''), group_concat(joined, ''), group_concat(last, '') FROM "
             "(SELECT m.rowid AS rowid, m.member_id AS member_id, "
             "m.status IN ('left', 'banned') AS gone, "
-            f"{_instant_sql('m.joined_at')} AS joined, {_instant_sql('s.last_active_at')} AS last, "
-            f"CASE WHEN {_odd_sql('m.joined_at')} OR {_odd_sql('s.last_active_at')} "
-            "THEN m.rowid END AS odd "
+            f"{_instant_sql('m.joined_at')} AS joined, {_instant_sql('s.last_active_at')} AS last "
             "FROM ck_members m LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
             "ORDER BY m.rowid)"
         ).fetchone()
@@ -312,23 +312,6 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
         del rowid_s, ids_s, gone_s, joined_s, last_s
         if len(gone) != n:
             raise _Unreadable
-        # instants in other forms (another offset, say), read apart
-        odd = [int(r) for r in odd_s.split(",")] if odd_s else []
-        for rowid, joined_at, last_active_at in (
-            cur.execute(
-                "SELECT m.rowid, m.joined_at, s.last_active_at FROM ck_members m "
-                "LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
-                "WHERE m.rowid IN (SELECT value FROM json_each(?))",
-                (json.dumps(odd),),
-            )
-            if odd
-            else ()
-        ):
-            i = int(np.searchsorted(rowids, rowid))
-            if joined_at is not None:
-                joined_us[i] = to_us(datetime.fromisoformat(joined_at))
-            if last_active_at is not None:
-                last_active[i] = to_us(datetime.fromisoformat(last_active_at))
         # identities → member numbers (the member's row, found by SQLite)
         platforms = [p for (p,) in cur.execute("SELECT DISTINCT platform FROM ck_identities")]
         single = len(platforms) <= 1

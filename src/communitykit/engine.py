@@ -722,12 +722,12 @@ class Engine:
         if kind in _ACTIVE_TYPES:
             live = self._live[member_id]
             previous = live.last_active_at
-            live.last_active_at = at
+            if previous is None or at >= previous:  # a late event moves nothing back
+                live.last_active_at = at
             # lifecycle: an active member active again within active_days stays active
-            if (
-                previous is None
-                or at - previous > self._active_span
-                or not self._is_active(member_id)
+            if previous is None or (
+                at >= previous
+                and (at - previous > self._active_span or not self._is_active(member_id))
             ):
                 self._note_return(member_id, previous, at, pending)
                 self._track_stage(member_id, at, pending)

@@ -251,3 +251,23 @@ async def test_leaving_one_group_of_two_leaves_the_member_a_member() -> None:
     await app.feed([event(MemberJoined, 5, "gb"), event(MemberLeft, 6, "gb", reason="banned")])
     member = app.member("console", "ana")
     assert member is not None and member.status is MemberStatus.BANNED
+
+
+async def test_a_late_event_never_moves_the_last_activity_back() -> None:
+    from communitykit import MessagePosted
+
+    app, _ = memory_app(config_text=TWO_GROUPS, adapters={"console": ScriptedAdapter()}, start=D)
+    app.open()
+
+    def said(n: int, hours: int) -> MessagePosted:
+        at = D + timedelta(hours=hours)
+        return MessagePosted(
+            event_id=f"m{n}", platform="console", group="ga", user="ana", at=at,
+            message_id=f"m{n}", text="hi",
+        )  # fmt: skip
+
+    await app.feed([said(1, 48)])
+    await app.feed([said(2, 1)])  # delivered late: it happened two days earlier
+    state = app.state("console:ana")
+    assert state.last_active_at == D + timedelta(hours=48)
+    assert state.messages == 2

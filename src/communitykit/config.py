@@ -762,6 +762,7 @@ class _Loader:
         segments = self.segments(document.get("segments", {}), known)
         auto_tags = self.auto_tags(document.get("auto_tags", []), known.with_segments(segments))
         self.campaign_segments(campaigns, known.with_segments(segments))
+        self.campaign_tiers(campaigns, [tier.name for tier in ladder.tiers])
         return CommunityConfig(
             path=file,
             community=community,
@@ -1237,6 +1238,29 @@ class _Loader:
                 continue  # the campaign type says what it expects
             parts: _KeyPath = ("campaigns", index, "segment")
             self.check_names(self.expression(text, parts), known, parts)
+
+    def campaign_tiers(self, campaigns: Sequence[PluginConfig], tiers: list[str]) -> None:
+        """A campaign's ``tier_reached`` table (a template per tier) names tiers of
+        the ladder: a misspelt tier would never be reached."""
+        for index, campaign in enumerate(campaigns):
+            table = campaign.settings.get("tier_reached")
+            if not isinstance(table, Mapping):
+                continue  # the campaign type says what it expects
+            for name in table:
+                if name in tiers:
+                    continue
+                close = difflib.get_close_matches(name, tiers, n=1)
+                hint = (
+                    f'did you mean "{close[0]}"?'
+                    if close
+                    else "the tiers are " + ", ".join(_quote(t) for t in tiers)
+                )
+                raise self.error(
+                    ("campaigns", index, "tier_reached", name),
+                    expected="the name of a tier of [tiers]",
+                    found=_quote(name),
+                    detail=f"unknown tier {_quote(name)}; {hint}",
+                )
 
     def auto_tags(self, value: Any, known: _KnownNames) -> tuple[AutoTagConfig, ...]:
         found: list[AutoTagConfig] = []

@@ -513,3 +513,13 @@ async def test_a_tier_reached_is_congratulated_at_the_next_daily_run_through_the
     ]
     # 09:00 in New York on the day clocks spring forward (EDT), once
     assert congratulated == [("2026-03-08T13:00:00+00:00", "🎉 安娜 升级为活跃成员")]
+
+
+def test_a_milestone_for_a_tier_the_ladder_lacks_is_refused_at_load() -> None:
+    from communitykit import ConfigError, parse_config
+
+    text = TIER_CONFIG.replace('"活跃成员" = "🎉', '"活越成员" = "🎉')
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert caught.value.key == 'campaigns[0].tier_reached."活越成员"'
+    assert 'unknown tier "活越成员"; did you mean "活跃成员"?' in str(caught.value)

@@ -3,7 +3,9 @@
 * **Throughput**: a 10,000-member community (default rules and points: a point
   per message capped per day, a point per reaction received, tier multipliers)
   processes a stream of messages, reactions and commands in batches of 1,000,
-  on the in-memory store and on SQLite (WAL). Every 10th message also decides a
+  on the in-memory store and on SQLite (WAL). Its members joined the day before
+  (``--cold``: the community starts empty and each member is created by their
+  first event, which costs more). Every 10th message also decides a
   reply, so the outbox is written too. Baseline in the same run: the same events
   only parsed from JSON (the least any consumer of the log does).
 * **Latency**: events offered open-loop at a fixed rate (default 5,000/s) in
@@ -14,7 +16,7 @@
   ledger entry each) from SQLite into the engine; its peak RSS is reported,
   against a baseline process that only imports communitykit.
 
-Run:  .venv/bin/python benchmarks/pipeline.py [--events N] [--rate R] [--big-members M]
+Run:  .venv/bin/python benchmarks/pipeline.py [--events N] [--rate R] [--big-members M] [--cold]
 Aims: >= 50,000 events/s in memory, >= 20,000 events/s on SQLite, p99 < 20 ms at
 5,000 events/s offered, < 1 GB with 1,000,000 members loaded.
 """
@@ -37,6 +39,7 @@ from communitykit import (
     CommunityApp,
     Decision,
     Event,
+    MemberJoined,
     MessagePosted,
     ReactionAdded,
     RuleContext,
@@ -147,10 +150,13 @@ def make_events(count: int, seed: int = 1) -> list[Event]:
     return events
 
 
-def make_app(store_url: str) -> tuple[CommunityApp, SimulatedClock]:
+async def make_app(
+    store_url: str, *, members: int = MEMBERS
+) -> tuple[CommunityApp, SimulatedClock]:
+    """The benchmark's community, its ``members`` members joined the day before the run."""
     from communitykit_console import ConsoleAdapter
 
-    clock = SimulatedClock(START)
+    clock = SimulatedClock(START - timedelta(days=1))
     app = CommunityApp(
         parse_config(CONFIG.format(store=store_url)),
         clock=clock,
@@ -158,11 +164,26 @@ def make_app(store_url: str) -> tuple[CommunityApp, SimulatedClock]:
         rules=[ReplySometimes()],
     )
     app.open()
+    joins: list[Event] = [
+        MemberJoined(
+            event_id=f"join{n}",
+            platform="console",
+            group="main",
+            user=f"u{n}",
+            at=START - timedelta(days=1),
+        )
+        for n in range(members)
+    ]
+    for first in range(0, len(joins), 1000):
+        await app.feed(joins[first : first + 1000])
+    clock.set(START)
     return app, clock
 
 
-async def throughput(store_url: str, events: list[Event], batch: int = 1000) -> float:
-    app, clock = make_app(store_url)
+async def throughput(
+    store_url: str, events: list[Event], batch: int = 1000, *, members: int = MEMBERS
+) -> float:
+    app, clock = await make_app(store_url, members=members)
     clock.set(events[-1].at)
     t0 = time.perf_counter()
     for start in range(0, len(events), batch):
@@ -180,9 +201,11 @@ def parse_baseline(events: list[Event]) -> float:
     return len(lines) / (time.perf_counter() - t0)
 
 
-async def latency(store_url: str, events: list[Event], rate: int) -> list[float]:
+async def latency(
+    store_url: str, events: list[Event], rate: int, *, members: int = MEMBERS
+) -> list[float]:
     """Open loop: events are offered at ``rate`` per second whatever the engine does."""
-    app, clock = make_app(store_url)
+    app, clock = await make_app(store_url, members=members)
     clock.set(events[-1].at)
     tick = 0.01
     per_tick = max(1, round(rate * tick))
@@ -295,25 +318,32 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--big-members", type=int, default=1_000_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--cold", action="store_true", help="start from an empty community (no member joined)"
+    )
     args = parser.parse_args()
 
     events = make_events(args.events)
-    print(f"{len(events):,} events from {MEMBERS:,} members")
+    joined = 0 if args.cold else MEMBERS
+    print(
+        f"{len(events):,} events from {MEMBERS:,} members"
+        + (" (none joined before: each is created by their first event)" if args.cold else "")
+    )
     print("(x: how many times the baseline's time the engine takes for the same events)")
     base = parse_baseline(events)
     print(f"baseline: parsing the events' JSON     {base:>10,.0f} events/s")
-    mem = asyncio.run(throughput("memory://", events))
+    mem = asyncio.run(throughput("memory://", events, members=joined))
     print(f"engine, in-memory store               {mem:>10,.0f} events/s  ({base / mem:.1f}x)")
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        sql = asyncio.run(throughput(url, events))
+        sql = asyncio.run(throughput(url, events, members=joined))
     print(f"engine, SQLite store (WAL)            {sql:>10,.0f} events/s  ({base / sql:.1f}x)")
 
     count = int(args.rate * args.latency_seconds)
     offered = make_events(count, seed=2)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'latency.db'}"
-        lat = asyncio.run(latency(url, offered, args.rate))
+        lat = asyncio.run(latency(url, offered, args.rate, members=joined))
     lat.sort()
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
     print(
@@ -321,7 +351,7 @@ def main() -> None:
         f"p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1] * 1000:.1f} ms "
         f"(mean {statistics.fmean(lat) * 1000:.1f} ms)"
     )
-    if not args.skip_memory:
+    if not args.skip_memory and args.big_members > 0:
         base_mb, rss_mb, loaded, seconds = memory(args.big_members)
         print(
             f"memory with {loaded:,} members loaded: peak RSS {rss_mb:,.0f} MB "

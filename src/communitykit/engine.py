@@ -126,6 +126,7 @@ TIER_HISTORY_KEEP = 100
 
 _ACTIVE_TYPES = frozenset({"message_posted", "reaction_added", "command_invoked"})
 _MEMBERSHIP_TYPES = frozenset({"member_joined", "member_left", "member_paid"})
+_GONE_STATUSES = frozenset({MemberStatus.LEFT, MemberStatus.BANNED})
 _NO_CAPABILITIES = Capabilities(actions=())
 _MOVED_GROUPS = "groups:moved"
 #: the ledger reason of a check-in's reward; tiers count these as check-ins
@@ -388,6 +389,8 @@ class Engine:
         #: scheduled work (``TickContext.segment``); ``None``: no segments known
         self.segment_members: Callable[[str, datetime], frozenset[str]] | None = None
         self._active_span = timedelta(days=self.lifecycle.active_days)
+        self._new_span = timedelta(days=self.lifecycle.new_days)
+        self._recalled_span = timedelta(days=self.lifecycle.recalled_days)
         self.store = store
         self.plugins = plugins
         self.ladder = ladder
@@ -724,10 +727,12 @@ class Engine:
             previous = live.last_active_at
             if previous is None or at >= previous:  # a late event moves nothing back
                 live.last_active_at = at
-            # lifecycle: an active member active again within active_days stays active
+            # lifecycle: activity within active_days of the last is no return, and
+            # leaves an active member active (and a new or recalled one so, while
+            # they still are): only the rest is worked out in full
             if previous is None or (
                 at >= previous
-                and (at - previous > self._active_span or not self._is_active(member_id))
+                and (at - previous > self._active_span or not self._stays(live, member_id, at))
             ):
                 self._note_return(member_id, previous, at, pending)
                 self._track_stage(member_id, at, pending)
@@ -1181,6 +1186,7 @@ class Engine:
                     left_at = member.joined_at
                 changed = attrs.evolve(member, status=status, left_at=left_at)
                 self._update_member(changed, pending)
+                self._track_stage(member_id, left_at, pending)  # lifecycle: left
         return True
 
     # -------------------------------------------------------------------- tiers
@@ -1295,6 +1301,34 @@ class Engine:
     def _is_active(self, member_id: str) -> bool:
         """Whether the stage last found for the member is ``active``."""
         return self._live[member_id].stage == "active"
+
+    def _stays(self, live: _LiveState, member_id: str, at: datetime) -> bool:
+        """Whether activity at ``at``, within ``active_days`` of the member's last,
+        leaves their stage as last found (what :func:`stage_of` would say then).
+
+        ``active`` stays; ``new`` while ``at`` is inside the member's first
+        ``new_days``, ``recalled`` while inside ``recalled_days`` of their return,
+        and neither once they left (then their stage is ``left``).
+        """
+        stage = live.stage
+        if stage == "active":
+            return True
+        if stage == "new":
+            member = self.graph.get(member_id)
+            joined = member.joined_at
+            return (
+                joined is not None
+                and at - joined < self._new_span
+                and member.status not in _GONE_STATUSES
+            )
+        if stage == "recalled":
+            returned = live.returned_at
+            return (
+                returned is not None
+                and at - returned < self._recalled_span
+                and self.graph.get(member_id).status not in _GONE_STATUSES
+            )
+        return False
 
     def _load_stages(self) -> None:
         """Move the stored stages out of the rule states into the members' live state

@@ -829,9 +829,12 @@ class Engine:
     def _exempt(self, scope: RuleScope, ctx: _EventContext) -> bool:
         """Whether a rule scope leaves this event alone (its group, or its member)."""
         event = ctx.event
-        group = None if event.group is None else self.community.group(event.platform, event.group)
-        if not scope.covers(None if group is None else group.key):
-            return True
+        if scope.groups:
+            group = (
+                None if event.group is None else self.community.group(event.platform, event.group)
+            )
+            if not scope.covers(None if group is None else group.key):
+                return True
         tier = self._live[ctx.member_id].tier
         today = event.at.astimezone(self._tz).date() if scope.exempt_paid else None
         return scope.exemption(ctx.member, tier, today) is not None

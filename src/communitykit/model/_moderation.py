@@ -179,9 +179,8 @@ class RuleScope:
             return f"role {member.role.value}"
         if tier in self.exempt_tiers:
             return f"tier {tier}"
-        tags = self.exempt_tags & member.tags
-        if tags:
-            return f"tag {min(tags)}"
+        if self.exempt_tags and not self.exempt_tags.isdisjoint(member.tags):
+            return f"tag {min(self.exempt_tags & member.tags)}"
         if self.exempt_paid and today is not None and member.is_paid(today):
             return "paid member"
         return None

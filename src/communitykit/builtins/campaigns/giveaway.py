@@ -534,7 +534,7 @@ class GiveawayCampaign:
         draw). With ``entry = "command"``: signed up (entered) and completed (won);
         with ``entry = "segment"``: reached (the eligible members the draw was
         over, known once drawn) and completed (won)."""
-        entered = 0
+        entered: set[str] = set()
         eligible: set[str] = set()
         winners: set[str] = set()
         for member_id, state in states:
@@ -542,10 +542,10 @@ class GiveawayCampaign:
                 eligible = set(_texts(state.get("eligible")))
                 winners = set(_texts(state.get("winners")))
             elif "entered" in state:
-                entered += 1
+                entered.add(member_id)
         if self.entry == "segment":
-            return {"reached": len(eligible), "completed": len(winners)}
-        return {"signed up": entered, "completed": len(winners)}
+            return {"reached": len(eligible), "completed": len(winners & eligible)}
+        return {"signed up": len(entered), "completed": len(winners & entered)}
 
 
 def _texts(value: object) -> list[str]:

@@ -510,6 +510,8 @@ def campaign_funnels_metric(ctx: MetricContext) -> MetricResult:
         if not callable(funnel):
             continue
         found = funnel(states, ctx.days)
+        if not found:  # a campaign that counts no step has no funnel
+            continue
         series[str(campaign.name)] = [
             None if found.get(step) is None else float(found[step]) for step in FUNNEL_STEPS
         ]

@@ -9,18 +9,23 @@ After downtime the engine runs the moments it missed. A moment later than
 schedule moves on), ``"catch_up"`` sends only the latest moment missed, once.
 Action ids derive from the campaign, the group or member and the moment, so a
 moment is never sent twice.
+
+What it remembers about a member it sent the content to by direct message:
+``{"sent": ["2026-03-08", ...]}``, the local days of the last 62 days before the
+latest (the report's funnel counts them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Literal
 
 import attrs
 
 from communitykit._errors import ModelError
 from communitykit.builtins.campaigns._cron import CronSchedule
+from communitykit.builtins.campaigns._days import any_in, remember_day, remembered_days
 from communitykit.builtins.campaigns._settings import CampaignSettings
 from communitykit.model import (
     Decision,
@@ -154,15 +159,16 @@ class ScheduleCampaign:
                 )
             )
         if self.segment is not None:
-            decisions += self._direct(tick, text, stamp)
+            decisions += self._direct(tick, text, stamp, local.date())
         return decisions
 
-    def _direct(self, tick: TickContext, text: str, stamp: str) -> list[Decision]:
+    def _direct(self, tick: TickContext, text: str, stamp: str, day: date) -> list[Decision]:
         segment = self.segment or "all"
         kind, _, value = segment.partition(":")
         inside = None if segment == "all" else tick.segment(segment)
         if inside is None and segment != "all" and kind not in ("tier", "tag"):
             return []  # no segments known here (a bare tick source): nobody to reach
+        remembered = dict(tick.rule_states(self.name))
         decisions: list[Decision] = []
         for member, state in sorted(tick.members(), key=lambda pair: pair[0].member_id):
             if member.status is not MemberStatus.ACTIVE:
@@ -181,6 +187,7 @@ class ScheduleCampaign:
                     continue
                 if not caps.can("send_direct_message"):
                     continue
+                before = remembered.get(member.member_id, {})
                 decisions.append(
                     Decision(
                         source=self.source,
@@ -196,7 +203,20 @@ class ScheduleCampaign:
                             ),
                         ),
                         member=member.member_id,
+                        state={**before, "sent": remember_day(before.get("sent"), day)},
                     )
                 )
                 break
         return decisions
+
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel, for a campaign with a ``segment``: reached (sent the
+        content by direct message on a day of ``days``). Posts in groups reach
+        members nobody counts: a campaign with ``groups`` only counts no step."""
+        if self.segment is None:
+            return {}
+        keys = {d.isoformat() for d in days}
+        reached = sum(1 for _m, state in states if any_in(remembered_days(state.get("sent")), keys))
+        return {"reached": reached}

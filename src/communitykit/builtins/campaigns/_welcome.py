@@ -337,6 +337,30 @@ class WelcomeCampaign:
                 )
         return decisions
 
+    # --------------------------------------------------------------- report
+
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel over the members it welcomed, as remembered now
+        (``days`` aside: the milestones carry no dates): reached (greeted in one
+        of its groups) and, when it celebrates milestones (``member_days`` or
+        ``tier_reached``), completed (reached one of them)."""
+        reached = completed = 0
+        for _member_id, state in states:
+            greeted = state.get("greeted")
+            if not isinstance(greeted, Mapping) or not greeted:
+                continue
+            reached += 1
+            tiers = state.get("tiers")
+            if _int_list(state.get("milestones")) or (
+                isinstance(tiers, list) and any(isinstance(t, str) for t in tiers)
+            ):
+                completed += 1
+        if not (self.member_days or self.tier_reached):
+            return {"reached": reached}
+        return {"reached": reached, "completed": completed}
+
     def _groups_of(self, tick: TickContext, member_id: str) -> list[Group]:
         found: list[Group] = []
         for key in sorted(tick.groups_of(member_id)):

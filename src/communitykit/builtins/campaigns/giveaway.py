@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -35,6 +35,7 @@ from communitykit._errors import ModelError
 from communitykit._plugin_types import CampaignType
 from communitykit._secret import Secret
 from communitykit.builtins.campaigns._cron import CronSchedule
+from communitykit.builtins.campaigns._days import any_in, remember_day, remembered_days
 from communitykit.builtins.rules._common import Settings
 from communitykit.builtins.rules._entry import mention, parse_time, template
 from communitykit.hookspecs import hookimpl
@@ -523,6 +524,32 @@ class GiveawayCampaign:
         if in_group:
             return in_group, {}, "told in the group (no direct messages)"
         return (), {}, "not told: no direct messages and no group"
+
+    # ------------------------------------------------------------- report
+
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel over the whole giveaway (``days`` aside: it is one
+        draw). With ``entry = "command"``: signed up (entered) and completed (won);
+        with ``entry = "segment"``: reached (the eligible members the draw was
+        over, known once drawn) and completed (won)."""
+        entered: set[str] = set()
+        eligible: set[str] = set()
+        winners: set[str] = set()
+        for member_id, state in states:
+            if member_id == RESULT_KEY:
+                eligible = set(_texts(state.get("eligible")))
+                winners = set(_texts(state.get("winners")))
+            elif "entered" in state:
+                entered.add(member_id)
+        if self.entry == "segment":
+            return {"reached": len(eligible), "completed": len(winners & eligible)}
+        return {"signed up": len(entered), "completed": len(winners & entered)}
+
+
+def _texts(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list | tuple) else []
 
 
 # ---------------------------------------------------------------- red packet
@@ -1042,8 +1069,45 @@ class RedPacketCampaign:
             explanation=f"grabbed share {index + 1} of {count} of red packet {packet}: {amount}",
             awards=(award,),
             actions=(reply,),
-            state={**state, "claims": claims},
+            state={
+                **state,
+                "claims": claims,
+                "days": remember_day(state.get("days"), event.at.astimezone(self._tz).date()),
+            },
         )
+
+    # ------------------------------------------------------------- report
+
+    def funnel(
+        self, states: Iterable[tuple[str, Mapping[str, Any]]], days: list[date]
+    ) -> dict[str, int]:
+        """The report's funnel: members signed up (ever grabbed a share) and who
+        took part (grabbed one on a day of ``days``). A state kept before grab
+        days were recorded counts the days its packets were opened."""
+        rows = list(states)
+        keys = {d.isoformat() for d in days}
+        tz = self._tz
+        opened: dict[str, str | None] = {}
+        for member_id, state in rows:
+            if member_id.startswith("packet:"):
+                at = parse_time(state.get("opened"))
+                day = None if at is None else at.astimezone(tz).date().isoformat()
+                opened[member_id.removeprefix("packet:")] = day
+        signed_up = took_part = 0
+        for member_id, state in rows:
+            if member_id.startswith("packet:"):
+                continue
+            found = state.get("claims")
+            claims = list(found) if isinstance(found, Mapping) else []
+            grabbed: list[str | None] = list(remembered_days(state.get("days")))
+            if not claims and not grabbed:
+                continue
+            signed_up += 1
+            if "days" not in state:
+                grabbed = [opened.get(p) for p in claims]
+            if any_in(grabbed, keys):
+                took_part += 1
+        return {"signed up": signed_up, "took part": took_part}
 
 
 @hookimpl

@@ -153,17 +153,25 @@ def make_events(count: int, seed: int = 1) -> list[Event]:
 async def make_app(
     store_url: str, *, members: int = MEMBERS
 ) -> tuple[CommunityApp, SimulatedClock]:
-    """The benchmark's community, its ``members`` members joined the day before the run."""
+    """The benchmark's community, its ``members`` members joined the day before the run.
+
+    A stored community is then opened again, as a running one was last started:
+    its members are loaded from the store.
+    """
     from communitykit_console import ConsoleAdapter
 
+    def opened() -> CommunityApp:
+        app = CommunityApp(
+            parse_config(CONFIG.format(store=store_url)),
+            clock=clock,
+            adapters={"console": ConsoleAdapter()},
+            rules=[ReplySometimes()],
+        )
+        app.open()
+        return app
+
     clock = SimulatedClock(START - timedelta(days=1))
-    app = CommunityApp(
-        parse_config(CONFIG.format(store=store_url)),
-        clock=clock,
-        adapters={"console": ConsoleAdapter()},
-        rules=[ReplySometimes()],
-    )
-    app.open()
+    app = opened()
     joins: list[Event] = [
         MemberJoined(
             event_id=f"join{n}",
@@ -177,6 +185,9 @@ async def make_app(
     for first in range(0, len(joins), 1000):
         await app.feed(joins[first : first + 1000])
     clock.set(START)
+    if members and not store_url.startswith("memory:"):
+        app.close()
+        app = opened()
     return app, clock
 
 

@@ -239,7 +239,8 @@ class _Column:
     def word(self, w: int) -> U64:
         """Bytes ``8w`` to ``8w + 8`` of each value, zeros past its end, as an integer."""
         offsets = np.minimum(self.starts + 8 * w, len(self.raw))
-        found: U64 = self.at("<u8", offsets) & _MASKS[np.clip(self.lengths - 8 * w, 0, 8)]
+        kept = np.maximum(np.minimum(self.lengths - 8 * w, 8), 0)  # (np.clip is slower)
+        found: U64 = self.at("<u8", offsets) & _MASKS[kept]
         return found
 
 
@@ -282,7 +283,7 @@ class _Index:
         self.shift = np.uint64(64 - bits)
         self.mask = (1 << bits) - 1
         self.rows = np.full(1 << bits, -1, dtype=np.int64)  # slot → row (-1: free)
-        slot = (hashes >> self.shift).astype(np.int64)
+        slot = (hashes >> self.shift).view(np.int64)
         pending = np.arange(len(column))
         while len(pending):  # each in the first free slot from its own
             at = slot[pending]
@@ -301,7 +302,7 @@ class _Index:
         words = [query.word(w) for w in range(len(self.words))]
         hashes = _hashes(words, query.lengths)
         found = np.full(len(query), -1, dtype=np.int64)
-        slot = (hashes >> self.shift).astype(np.int64)
+        slot = (hashes >> self.shift).view(np.int64)
         pending = np.arange(len(query))
         while len(pending):
             at = slot[pending]

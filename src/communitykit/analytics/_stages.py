@@ -257,12 +257,13 @@ def _hashes(words: list[U64], lengths: I64) -> U64:
 
 
 def _mixed(values: U64) -> U64:
-    """``values`` scrambled, one to one (in place)."""
-    values ^= values >> np.uint64(31)
-    values *= _MIX  # (wrapping around)
-    values ^= values >> np.uint64(29)
-    values *= _MIX2
-    values ^= values >> np.uint64(32)
+    """``values`` scrambled, one to one (in place, with one scratch array)."""
+    scratch = np.empty_like(values)
+    for shift, factor in ((31, _MIX), (29, _MIX2), (32, None)):
+        np.right_shift(values, np.uint64(shift), out=scratch)
+        values ^= scratch
+        if factor is not None:
+            values *= factor  # (wrapping around)
     return values
 
 
@@ -301,17 +302,18 @@ class _Index:
         # (hashed on as many words as the longest value here: a longer one is no match)
         words = [query.word(w) for w in range(len(self.words))]
         hashes = _hashes(words, query.lengths)
-        found = np.full(len(query), -1, dtype=np.int64)
         slot = (hashes >> self.shift).view(np.int64)
-        pending = np.arange(len(query))
+        row = self.rows[slot]
+        found = np.where(self.hashes[slot] == hashes, row, -1)  # (a free slot: row -1)
+        pending = np.flatnonzero((found < 0) & (row >= 0))  # the slot holds another value
+        del row
         while len(pending):
-            at = slot[pending]
+            at = (slot[pending] + 1) & self.mask
+            slot[pending] = at
             row = self.rows[at]
-            hit = (self.hashes[at] == hashes[pending]) & (row >= 0)
+            hit = self.hashes[at] == hashes[pending]
             found[pending[hit]] = row[hit]
-            further = (row >= 0) & ~hit
-            pending, at = pending[further], at[further]
-            slot[pending] = (at + 1) & self.mask
+            pending = pending[~hit & (row >= 0)]
         del slot, hashes
         # the same hash: the same value, unless two values share one; compare
         rows = np.flatnonzero(found >= 0)

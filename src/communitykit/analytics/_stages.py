@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import json
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -189,53 +188,161 @@ def _stages_scan(store: Store, now: datetime, settings: LifecycleSettings) -> _S
     return _StageMap(facts.member_ids, codes)
 
 
-_ACTIVITY_SQL = "type IN ('message_posted', 'reaction_added', 'command_invoked')"
-_WIDTH = 40  # an ISO instant, padded with spaces (the store writes 25 or 32 characters)
-_PAD = " " * _WIDTH
+_ACTIVITY_SQL = "(type = 'message_posted' OR type = 'reaction_added' OR type = 'command_invoked')"
 _SEP = "\x1e"  # between the strings of a column read as one
-
-
-def _no_member() -> int:
-    return -1
+_TAIL = 32  # zero bytes after a column's text: a word or an instant is read from any start
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)  # the first k bytes
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+U64 = npt.NDArray[np.uint64]
 
 
 class _Unreadable(Exception):
-    """A column read as one string could not be split (a value holds the separator)."""
+    """A column read as one string could not be split (a value holds the separator),
+    or two of the values one column is matched against share a hash."""
 
 
-def _instant_sql(column: str) -> str:
-    """``column`` (an ISO instant or NULL) padded to ``_WIDTH`` characters."""
-    return f"substr(coalesce({column}, '') || '{_PAD}', 1, {_WIDTH})"
+class _Column:
+    """A column of strings read from SQLite as one (``group_concat(x, char(30))``),
+    kept as UTF-8 bytes, with no Python object per value: value ``i`` is
+    ``raw[starts[i] : starts[i] + lengths[i]]``."""
+
+    def __init__(self, text: str | None, n: int) -> None:
+        try:
+            self.raw = (text or "").encode()
+        except UnicodeEncodeError as error:
+            raise _Unreadable from error
+        self.buf = np.frombuffer(self.raw + bytes(_TAIL), dtype=np.uint8)
+        seps = np.flatnonzero(self.buf[: len(self.raw)] == ord(_SEP))
+        if len(seps) != max(n - 1, 0) or (n == 0 and self.raw):
+            raise _Unreadable
+        self.starts = np.zeros(n, dtype=np.int64)
+        self.starts[1:] = seps + 1
+        ends = np.full(n, len(self.raw), dtype=np.int64)
+        ends[:-1] = seps
+        self.lengths = ends - self.starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def at(self, dtype: str, offsets: I64) -> npt.NDArray[Any]:
+        """The ``dtype`` values (words, fixed-width strings) at these byte offsets."""
+        view: npt.NDArray[Any] = np.ndarray(
+            (len(self.raw) + 1,), dtype=dtype, buffer=self.buf, strides=(1,)
+        )
+        return view[offsets]
+
+    def value(self, i: int) -> str:
+        start = int(self.starts[i])
+        return self.raw[start : start + int(self.lengths[i])].decode()
+
+    def word(self, w: int) -> U64:
+        """Bytes ``8w`` to ``8w + 8`` of each value, zeros past its end, as an integer."""
+        offsets = np.minimum(self.starts + 8 * w, len(self.raw))
+        kept = np.maximum(np.minimum(self.lengths - 8 * w, 8), 0)  # (np.clip is slower)
+        found: U64 = self.at("<u8", offsets) & _MASKS[kept]
+        return found
 
 
-def _instants(text: str | None, n: int) -> I64:
-    """Epoch microseconds of ``n`` instants written by :func:`_instant_sql` one after
-    another (-1 for none). numpy parses the UTC forms the store writes
-    (``...T12:00:00.123456+00:00`` and ``...T12:00:00+00:00``); Python the rest."""
+def _words(lengths: I64) -> int:
+    return (int(lengths.max()) + 7) // 8 if len(lengths) else 0
+
+
+def _hashes(words: list[U64], lengths: I64) -> U64:
+    found = _mixed(lengths.astype(np.uint64))
+    for word in words:
+        found ^= word
+        found = _mixed(found)
+    return found
+
+
+def _mixed(values: U64) -> U64:
+    """``values`` scrambled, one to one (in place, with one scratch array)."""
+    scratch = np.empty_like(values)
+    for shift, factor in ((31, _MIX), (29, _MIX2), (32, None)):
+        np.right_shift(values, np.uint64(shift), out=scratch)
+        values ^= scratch
+        if factor is not None:
+            values *= factor  # (wrapping around)
+    return values
+
+
+class _Index:
+    """The distinct values of a column in a hash table (open addressing, built and
+    searched by numpy), to find the values of another column among them."""
+
+    def __init__(self, column: _Column) -> None:
+        self.column = column
+        self.words = [column.word(w) for w in range(_words(column.lengths))]
+        hashes = _hashes(self.words, column.lengths)
+        if len(hashes) > 1:
+            ordered = np.sort(hashes)
+            if (ordered[1:] == ordered[:-1]).any():
+                raise _Unreadable  # two values, one hash
+            del ordered
+        bits = (2 * len(column)).bit_length()  # at most half full
+        self.shift = np.uint64(64 - bits)
+        self.mask = (1 << bits) - 1
+        self.rows = np.full(1 << bits, -1, dtype=np.int64)  # slot → row (-1: free)
+        slot = (hashes >> self.shift).view(np.int64)
+        pending = np.arange(len(column))
+        while len(pending):  # each in the first free slot from its own
+            at = slot[pending]
+            free = self.rows[at] < 0
+            claim, at = pending[free], at[free]
+            self.rows[at] = claim
+            won = self.rows[at] == claim
+            pending = np.concatenate((pending[~free], claim[~won]))
+            slot[pending] = (slot[pending] + 1) & self.mask
+        self.hashes = np.zeros(1 << bits, dtype=np.uint64)
+        self.hashes[slot] = hashes
+
+    def find(self, query: _Column) -> I64:
+        """For each value of ``query``, the row of the equal value (-1: none)."""
+        # (hashed on as many words as the longest value here: a longer one is no match)
+        words = [query.word(w) for w in range(len(self.words))]
+        hashes = _hashes(words, query.lengths)
+        slot = (hashes >> self.shift).view(np.int64)
+        row = self.rows[slot]
+        found = np.where(self.hashes[slot] == hashes, row, -1)  # (a free slot: row -1)
+        pending = np.flatnonzero((found < 0) & (row >= 0))  # the slot holds another value
+        del row
+        while len(pending):
+            at = (slot[pending] + 1) & self.mask
+            slot[pending] = at
+            row = self.rows[at]
+            hit = self.hashes[at] == hashes[pending]
+            found[pending[hit]] = row[hit]
+            pending = pending[~hit & (row >= 0)]
+        del slot, hashes
+        # the same hash: the same value, unless two values share one; compare
+        rows = np.flatnonzero(found >= 0)
+        candidates = found[rows]
+        same = self.column.lengths[candidates] == query.lengths[rows]
+        for mine, theirs in zip(self.words, words, strict=True):
+            same &= mine[candidates] == theirs[rows]
+        found[rows[~same]] = -1
+        return found
+
+
+def _instants(column: _Column) -> I64:
+    """Epoch microseconds of the instants of a column (-1 for an empty value). numpy
+    parses the UTC forms the store writes (``...T12:00:00.123456+00:00`` and
+    ``...T12:00:00+00:00``); Python the rest."""
+    starts, lengths = column.starts, column.lengths
+    found = np.full(len(column), -1, dtype=np.int64)
+    done = lengths == 0
     try:
-        raw = (text or "").encode("ascii")
-    except UnicodeEncodeError as error:
-        raise _Unreadable from error
-    if len(raw) != n * _WIDTH:
-        raise _Unreadable
-    chars = np.frombuffer(raw, dtype=np.uint8).reshape(n, _WIDTH)
-    space = ord(" ")
-    if n and (chars[:, -1] != space).any():
-        raise _Unreadable  # longer than any instant
-    utc = np.frombuffer(b"+00:00", dtype=np.uint8)
-    with_us = (chars[:, 26:32] == utc).all(axis=1) & (chars[:, 32] == space)
-    whole = (chars[:, 19:25] == utc).all(axis=1) & (chars[:, 25] == space)
-    found = np.full(n, -1, dtype=np.int64)
-    try:
-        for rows, width in ((with_us, 26), (whole, 19)):
-            part = np.ascontiguousarray(chars[rows, :width]).view(f"S{width}").ravel()
-            found[rows] = part.astype("datetime64[us]").astype(np.int64)
+        for width in (26, 19):
+            rows = np.flatnonzero(lengths == width + 6)
+            rows = rows[column.at("S6", starts[rows] + width) == b"+00:00"]
+            stamps = column.at(f"S{width}", starts[rows]).astype("datetime64[us]")
+            found[rows] = stamps.astype(np.int64)
+            done[rows] = True
     except ValueError as error:
         raise _Unreadable from error
-    for i in np.flatnonzero(~with_us & ~whole & (chars[:, 0] != space)).tolist():
-        found[i] = to_us(
-            datetime.fromisoformat(raw[i * _WIDTH : (i + 1) * _WIDTH].decode().rstrip())
-        )
+    for i in np.flatnonzero(~done).tolist():
+        found[i] = to_us(datetime.fromisoformat(column.value(i)))
     return found
 
 
@@ -255,6 +362,15 @@ def _integers(text: str | None, n: int) -> I64:
     return found
 
 
+def _keys_of(wanted: npt.NDArray[np.bool_], identities: _Column, owner: I64) -> dict[str, int]:
+    """The identities of the ``wanted`` members: key → member number."""
+    rows = np.flatnonzero(owner >= 0)
+    rows = rows[wanted[owner[rows]]]
+    return {
+        identities.value(i): n for i, n in zip(rows.tolist(), owner[rows].tolist(), strict=True)
+    }
+
+
 def _seen_since(
     cur: Any,
     wanted: npt.NDArray[np.bool_],
@@ -264,23 +380,21 @@ def _seen_since(
     platform_args: tuple[str, ...],
     start_us: int,
 ) -> npt.NDArray[np.bool_]:
-    """Of the ``wanted`` members, those whose every identity was first seen (its
-    earliest link, made when it showed up: ``joined``) at or after ``start_us``:
-    they have no activity before it."""
-    keys = [k for k, i in lookup.items() if i >= 0 and wanted[i]]
+    """Of the ``wanted`` members (``lookup``: their identities), those whose every
+    identity was first seen (its earliest link, made when it showed up: ``joined``)
+    at or after ``start_us``: they have no activity before it."""
     first: dict[str, tuple[int, str]] = {}  # identity → its earliest link (time, method)
     cur.execute(
         f"SELECT {key_sql}, at_us, method FROM ck_links "
         f"WHERE {platform_sql}{key_sql} IN (SELECT value FROM json_each(?))",
-        (*platform_args, json.dumps(keys)),
+        (*platform_args, json.dumps(list(lookup))),
     )
     for key, at, method in cur:
         if key not in first or at < first[key][0]:
             first[key] = (at, method)
     seen = np.zeros(len(wanted), dtype=np.bool_)
     late = np.zeros(len(wanted), dtype=np.bool_)  # an identity seen earlier, or never linked
-    for key in keys:
-        i = lookup[key]
+    for key, i in lookup.items():
         link = first.get(key)
         seen[i] = True
         if link is None or link[0] < start_us or link[1] != "joined":
@@ -293,41 +407,45 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
     try:
         cur = raw.cursor()
 
-        # the members, numbered by row order, with their latest activity: each
-        # column comes as one string (no Python object per value but the ids)
-        n, rowid_s, ids_s, gone_s, joined_s, last_s = cur.execute(
-            "SELECT count(*), group_concat(rowid), group_concat(member_id, char(30)), "
-            "group_concat(gone, ''), group_concat(joined, ''), group_concat(last, '') FROM "
-            "(SELECT m.rowid AS rowid, m.member_id AS member_id, "
-            "m.status IN ('left', 'banned') AS gone, "
-            f"{_instant_sql('m.joined_at')} AS joined, {_instant_sql('s.last_active_at')} AS last "
-            "FROM ck_members m LEFT JOIN ck_member_states s ON s.member_id = m.member_id "
-            "ORDER BY m.rowid)"
+        # the members, numbered in the order read: each column comes as one string
+        # (and no Python object per value but the ids)
+        n, ids_s, gone_s, joined_s = cur.execute(
+            "SELECT count(*), group_concat(member_id, char(30)), "
+            "group_concat(status IN ('left', 'banned'), ''), "
+            "group_concat(coalesce(joined_at, ''), char(30)) FROM ck_members"
         ).fetchone()
-        rowids = _integers(rowid_s, n)
+        members = _Column(ids_s, n)
         member_ids = _strings(ids_s, n)
         gone = np.frombuffer((gone_s or "").encode("ascii"), dtype=np.uint8) == ord("1")
-        joined_us = _instants(joined_s, n)
-        last_active = _instants(last_s, n)
-        del rowid_s, ids_s, gone_s, joined_s, last_s
         if len(gone) != n:
             raise _Unreadable
-        # identities → member numbers (the member's row, found by SQLite)
+        joined_us = _instants(_Column(joined_s, n))
+        del ids_s, gone_s, joined_s
+        # each member's latest activity, from the member states (matched to the
+        # members by numpy: no join, no dict)
+        count, ids_s, last_s = cur.execute(
+            "SELECT count(*), group_concat(member_id, char(30)), "
+            "group_concat(coalesce(last_active_at, ''), char(30)) FROM ck_member_states"
+        ).fetchone()
+        members_index = _Index(members)
+        whose = members_index.find(_Column(ids_s, count))
+        state_last = _instants(_Column(last_s, count))
+        del ids_s, last_s
+        last_active = np.full(n, -1, dtype=np.int64)
+        kept = whose >= 0
+        last_active[whose[kept]] = state_last[kept]
+        del whose, state_last, kept
+        # the identities and the member number of each
         platforms = [p for (p,) in cur.execute("SELECT DISTINCT platform FROM ck_identities")]
         single = len(platforms) <= 1
         key_sql = "user_id" if single else "platform || char(31) || user_id"
-        count, keys_s, rows_s = cur.execute(
-            "SELECT count(*), group_concat(key, char(30)), group_concat(member) FROM "
-            f"(SELECT i.{key_sql} AS key, m.rowid AS member FROM ck_identities i "
-            "JOIN ck_members m ON m.member_id = i.member_id)"
+        count, keys_s, owners_s = cur.execute(
+            f"SELECT count(*), group_concat({key_sql}, char(30)), "
+            "group_concat(member_id, char(30)) FROM ck_identities"
         ).fetchone()
-        keys_t = _strings(keys_s, count)
-        numbers = np.searchsorted(rowids, _integers(rows_s, count))
-        del keys_s, rows_s
-        # (a miss answers -1, so the window's keys map without a Python call each)
-        lookup: defaultdict[str, int] = defaultdict(_no_member)
-        lookup.update(zip(keys_t, numbers.tolist(), strict=True))
-        del keys_t, numbers, rowids
+        identities = _Column(keys_s, count)
+        owner = members_index.find(_Column(owners_s, count))
+        del keys_s, owners_s, members, members_index
         if single and platforms:
             platform_sql = "+platform = ? AND "  # (not through the key index)
             platform_args: tuple[str, ...] = (platforms[0],)
@@ -336,21 +454,24 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
         # the activity in the window, through the index on the event time
         start_us = now_us - (settings.recalled_days + settings.active_days + 1) * _DAY_US
         count, at_s, keys_s = cur.execute(
-            f"SELECT count(*), group_concat(at_us), group_concat(key, char(30)) FROM "
+            f"SELECT count(*), group_concat(at_us - ?), group_concat(key, char(30)) FROM "
             f"(SELECT at_us, {key_sql} AS key FROM ck_events WHERE at_us >= ? AND at_us <= ? "
             f"AND {platform_sql}{_ACTIVITY_SQL})",
-            (start_us, now_us, *platform_args),
+            (start_us, start_us, now_us, *platform_args),
         ).fetchone()
-        act_at = _integers(at_s, count)
-        act_member = np.fromiter(
-            map(lookup.__getitem__, _strings(keys_s, count)), dtype=np.int32, count=count
-        )
-        del at_s, keys_s
-        known = act_member >= 0
-        if not known.all():
-            act_at, act_member = act_at[known], act_member[known]
+        act_at = _integers(at_s, count) + start_us
+        del at_s
+        identity = _Index(identities).find(_Column(keys_s, count))
+        del keys_s
+        known = np.flatnonzero(identity >= 0)
+        act_member = owner[identity[known]].astype(np.int32)
+        act_at = act_at[known]
+        del identity, known
+        known_member = act_member >= 0
+        if not known_member.all():
+            act_at, act_member = act_at[known_member], act_member[known_member]
         window = _Window.of(n, joined_us, act_member, act_at, now_us, settings)
-        del act_at, act_member, known
+        del act_at, act_member, known_member
         # before the window: last_active_at is the latest activity overall, so
         # when it is before the window start it is the last activity before the
         # window (and none is in it); otherwise only that there is activity from
@@ -371,15 +492,21 @@ def _stages_sqlite(engine: Any, now_us: int, settings: LifecycleSettings) -> _St
             prior = np.where(unknown, -1, prior)
             if open_.any():
                 open_ &= ~_seen_since(
-                    cur, open_, lookup, key_sql, platform_sql, platform_args, start_us
+                    cur,
+                    open_,
+                    _keys_of(open_, identities, owner),
+                    key_sql,
+                    platform_sql,
+                    platform_args,
+                    start_us,
                 )
             if open_.any():
-                wanted = [k for k, i in lookup.items() if i >= 0 and open_[i]]
+                lookup = _keys_of(open_, identities, owner)
                 cur.execute(
                     f"SELECT {key_sql}, MAX(at_us) FROM ck_events NOT INDEXED "
                     f"WHERE at_us < ? AND {platform_sql}{_ACTIVITY_SQL} "
                     f"AND {key_sql} IN (SELECT value FROM json_each(?)) GROUP BY 1",
-                    (start_us, *platform_args, json.dumps(wanted)),
+                    (start_us, *platform_args, json.dumps(list(lookup))),
                 )
                 for key, at in cur:
                     i = lookup[key]

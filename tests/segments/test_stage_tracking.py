@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from communitykit import Decision, Member, MemberStatus, Stage, TickContext, stage_of
+from communitykit import Decision, Kick, Member, MemberStatus, Stage, TickContext, stage_of
 from communitykit._segments import member_stage
 from communitykit.app import CommunityApp
 from communitykit.engine import LIFECYCLE_STATE
@@ -220,3 +220,70 @@ def test_live_stage_tracking_agrees_with_the_pure_function_after_random_events(
 def _last_midnight(moment: datetime) -> datetime:
     day = moment.astimezone(UTC).date()
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class Bouncer:
+    """A rule that kicks whoever posts a message whose id says "spam"."""
+
+    name = "bouncer"
+    event_types = frozenset({"message_posted"})
+
+    def evaluate(self, ctx: Any) -> Decision | None:
+        if not getattr(ctx.event, "message_id", "").startswith("spam"):
+            return None
+        kick = ctx.action(Kick, "rule:bouncer", "spam")
+        return Decision(source="rule:bouncer", explanation="spam", actions=(kick,))
+
+
+CONFIG_ONE_GROUP = """
+[community]
+name = "one group"
+timezone = "UTC"
+
+[[groups]]
+key = "main"
+platform = "console"
+id = "g1"
+"""
+
+
+@pytest.mark.parametrize("first_stage", [Stage.NEW, Stage.ACTIVE, Stage.RECALLED])
+async def test_a_member_kicked_out_of_their_last_group_is_left_at_once(
+    first_stage: Stage,
+) -> None:
+    app, clock = memory_app(start=T0, rules=[Bouncer()], config_text=CONFIG_ONE_GROUP)
+    recorder = HookRecorder()
+    app.register_plugin(recorder, name="recorder")
+    app.open(with_adapters=False)
+    await app.feed([joined("ana", T0)])
+    at = T0 + timedelta(hours=1)
+    if first_stage is not Stage.NEW:
+        await app.engine.advance_to(T0 + 40 * DAY, clock.set)  # silent by now
+        at = T0 + 40 * DAY + timedelta(hours=1)
+        await app.feed([posted("ana", at)])  # back: recalled
+        if first_stage is Stage.ACTIVE:
+            await app.feed([posted("ana", at + 10 * DAY)])  # no return: still recalled
+            await app.engine.advance_to(at + 15 * DAY, clock.set)  # recalled no more
+            at += 15 * DAY + timedelta(hours=1)
+            await app.feed([posted("ana", at)])
+    assert app.engine.stage_record("console:ana")[0] is first_stage
+    kicked_at = at + timedelta(minutes=5)
+    clock.set(kicked_at)
+    # within active_days of her last activity, in the same stage as before: the
+    # stage is only right if the kick itself moved it
+    await app.feed([posted("ana", kicked_at, message_id="spam-1")])
+    member = app.engine.graph.get("console:ana")
+    assert member.status is MemberStatus.LEFT
+    assert app.engine.stage_record("console:ana")[0] is Stage.LEFT
+    assert changes(recorder, "console:ana")[-1] == (first_stage, Stage.LEFT)
+    # and what stage_of says from the stored facts agrees
+    state = app.engine.states["console:ana"]
+    assert (
+        stage_of(
+            now=kicked_at,
+            joined_at=member.joined_at,
+            status=member.status,
+            last_active_at=state.last_active_at,
+        )
+        is Stage.LEFT
+    )

@@ -257,7 +257,11 @@ class IdentityGraph:
 
     def __init__(self, members: Iterable[Member] = ()) -> None:
         self._members: dict[str, Member] = {}
-        # keyed by (platform, user id): a PlatformIdentity is that tuple
+        # Who owns an identity, keyed by (platform, user id) (a PlatformIdentity is
+        # that tuple), for identities whose owner's id is not their own text: an
+        # identity is most often its member's first and only one, and a member id
+        # is its text ("telegram:12345"), so that owner is found by the id alone
+        # and a million members need no entry each (see _owner).
         self._by_identity: dict[tuple[str, str], str] = {}
         self._links: list[IdentityLink] = []
         self._links_by_identity: dict[PlatformIdentity, list[IdentityLink]] = {}
@@ -287,7 +291,7 @@ class IdentityGraph:
 
     def find(self, identity: PlatformIdentity) -> Member | None:
         """The member an identity belongs to, if any."""
-        member_id = self._by_identity.get(identity)
+        member_id = self._owner(identity[0], identity[1])
         return None if member_id is None else self._members[member_id]
 
     def canonical_id(self, member_id: str) -> str:
@@ -297,7 +301,23 @@ class IdentityGraph:
 
     def member_id_of(self, platform: str, user_id: str) -> str | None:
         """The id of the member ``platform:user_id`` belongs to, if any (no object built)."""
-        return self._by_identity.get((platform, user_id))
+        return self._owner(platform, user_id)
+
+    def _owner(self, platform: str, user_id: str) -> str | None:
+        found = self._by_identity.get((platform, user_id))
+        if found is not None:
+            return found
+        member = self._members.get(f"{platform}:{user_id}")
+        if member is not None and (platform, user_id) in member.identities:
+            return member.member_id
+        return None
+
+    def _set_owner(self, identity: PlatformIdentity, member_id: str) -> None:
+        """Record that ``member_id`` owns ``identity`` (see ``_by_identity``)."""
+        if member_id == f"{identity[0]}:{identity[1]}":
+            self._by_identity.pop(identity, None)
+        else:
+            self._by_identity[identity] = member_id
 
     def links(self, identity: PlatformIdentity | None = None) -> list[IdentityLink]:
         """The history of links, all of it or that of one identity."""
@@ -340,12 +360,12 @@ class IdentityGraph:
         if member.member_id in self._members or member.member_id in self._merges:
             raise InvalidOperation(f"member id {member.member_id!r} is already taken")
         for identity in member.identities:
-            owner = self._by_identity.get(identity)
+            owner = self._owner(identity[0], identity[1])
             if owner is not None:
                 raise InvalidOperation(f"identity {identity} already belongs to member {owner!r}")
         self._members[member.member_id] = member
         for identity in member.identities:
-            self._by_identity[identity] = member.member_id
+            self._set_owner(identity, member.member_id)
             if provenance is not None:
                 self._record_link(identity, member.member_id, provenance)
         return member
@@ -365,7 +385,7 @@ class IdentityGraph:
     ) -> Member:
         """Add an identity no one has yet to a member (e.g. after a verified /link code)."""
         member = self.get(member_id)
-        owner = self._by_identity.get(identity)
+        owner = self._owner(identity[0], identity[1])
         if owner == member_id:
             return member
         if owner is not None:
@@ -375,7 +395,7 @@ class IdentityGraph:
             )
         updated = attrs.evolve(member, identities=(*member.identities, identity))
         self._members[member_id] = updated
-        self._by_identity[identity] = member_id
+        self._set_owner(identity, member_id)
         self._record_link(identity, member_id, provenance)
         return updated
 
@@ -416,7 +436,7 @@ class IdentityGraph:
         del self._members[absorbed_id]
         self._members[survivor_id] = merged
         for identity in absorbed.identities:
-            self._by_identity[identity] = survivor_id
+            self._set_owner(identity, survivor_id)
             self._record_link(identity, survivor_id, provenance)
         self._merges[absorbed_id] = record
         return record
@@ -459,7 +479,7 @@ class IdentityGraph:
         self._members[restored.member_id] = restored
         self._members[absorbed_id] = absorbed
         for identity in absorbed.identities:
-            self._by_identity[identity] = absorbed_id
+            self._set_owner(identity, absorbed_id)
             self._record_link(identity, absorbed_id, provenance)
         return restored, absorbed
 

@@ -182,13 +182,14 @@ class _DayCache:
     ``end`` bound the cached ``current`` day: ``start <= at < end``.
     """
 
-    __slots__ = ("_tz", "current", "end", "start")
+    __slots__ = ("_tz", "current", "end", "ordinal", "start")
 
     def __init__(self, tz: tzinfo) -> None:
         self._tz = tz
         self.start = _EPOCH
         self.end = _EPOCH
         self.current = date.min
+        self.ordinal = self.current.toordinal()
 
     def day(self, at: datetime) -> date:
         if self.start <= at < self.end:
@@ -203,7 +204,14 @@ class _DayCache:
         end = end.astimezone(UTC)
         if start <= at < end:
             self.start, self.end, self.current = start, end, day
+            self.ordinal = day.toordinal()
         return day
+
+    def ordinal_of(self, at: datetime) -> int:
+        """The ordinal (``date.toordinal()``) of the community day of ``at``."""
+        if self.start <= at < self.end:
+            return self.ordinal
+        return self.day(at).toordinal()
 
 
 class _Account:
@@ -218,7 +226,10 @@ class _Account:
         # bare int (a list costs 64 B more); see _positions and _add_position
         self.seqs: int | list[int] | None = None
         self.open: list[int] | None = None  # credits that may have points left, once needed
-        self.cap_used: dict[tuple[str, date], int] | None = None  # once a cap applies
+        # points credited per capped reason and day, once a cap applies; keyed by
+        # an int (see Ledger._slot) so the dict holds no tuple and the collector
+        # never has to walk it
+        self.cap_used: dict[int, int] | None = None
 
 
 def _positions(record: _Account) -> Sequence[int]:
@@ -249,6 +260,8 @@ class Ledger:
     __slots__ = (
         "_accounts_by_id",
         "_aux",
+        "_cap_index",
+        "_cap_stride",
         "_capped",
         "_caps",
         "_children",
@@ -277,6 +290,9 @@ class Ledger:
                     f"daily cap for {reason!r} must be a whole number >= 0, got {cap!r}"
                 )
         self._caps: dict[str, int] = caps
+        # a capped reason's index, and how many there are: (day, reason) as one int
+        self._cap_index: dict[str, int] = {reason: i for i, reason in enumerate(caps)}
+        self._cap_stride = max(1, len(caps))
         self._days = _DayCache(self._tz)
         self._rows: list[_Row] = []
         self._aux: dict[int, _Aux] = {}
@@ -361,7 +377,7 @@ class Ledger:
                 record = self._accounts_by_id[member]
                 if record.cap_used is None:
                     record.cap_used = {}
-                slot = (entry.reason, self._days.day(entry.at))
+                slot = self._slot(entry.reason, entry.at)
                 record.cap_used[slot] = record.cap_used.get(slot, 0) + entry.points
             if refers is not None:
                 self._pending_state[refers] = seq
@@ -482,7 +498,9 @@ class Ledger:
 
     def cap_used(self, member: str, reason: str, at: datetime) -> int:
         """Points credited to ``member`` for ``reason`` on the community day of ``at``."""
-        slot = (reason, self._days.day(at))
+        if reason not in self._cap_index:
+            return 0  # only capped reasons are counted, and a cap never changes
+        slot = self._slot(reason, at)
         records = self._accounts_by_id
         total = 0
         for account in self._accounts(self._root(member)):
@@ -625,7 +643,9 @@ class Ledger:
                 granted = self._apply_cap(record, account, reason, at, points, cap)
             else:  # _apply_cap, inlined for the common case
                 days = self._days
-                slot = (reason, days.current if days.start <= at < days.end else days.day(at))
+                slot = (
+                    days.ordinal if days.start <= at < days.end else days.ordinal_of(at)
+                ) * self._cap_stride + self._cap_index[reason]
                 used_map = record.cap_used
                 if used_map is None:
                     used_map = record.cap_used = {}
@@ -1027,10 +1047,14 @@ class Ledger:
                 "use a new key for a new operation"
             )
 
+    def _slot(self, reason: str, at: datetime) -> int:
+        """The key of a capped ``reason`` on the community day of ``at`` in ``cap_used``."""
+        return self._days.ordinal_of(at) * self._cap_stride + self._cap_index[reason]
+
     def _apply_cap(
         self, record: _Account, account: str, reason: str, at: datetime, points: int, cap: int
     ) -> int:
-        slot = (reason, self._days.day(at))
+        slot = self._slot(reason, at)
         used_map = record.cap_used
         if used_map is None:
             used_map = record.cap_used = {}

@@ -53,6 +53,7 @@ from communitykit.model._events import (
     event_from_json,
 )
 from communitykit.model._json import _thaw, _write_plan
+from communitykit.model._time import epoch_us, iso_text
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -226,6 +227,28 @@ def test_to_dict_writes_what_the_write_plan_says(record: Event | Action) -> None
     data = record.to_dict()
     assert data == _to_dict_by_plan(record)
     assert list(data) == list(_to_dict_by_plan(record))
+
+
+@given(st.one_of(events, actions))
+def test_to_json_is_the_encoders_text_byte_for_byte(record: Event | Action) -> None:
+    # to_json writes strings, integers and timestamps itself: exactly what the
+    # standard encoder makes of to_dict, separators, escapes and order included
+    expected = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode(record.to_dict())
+    assert record.to_json() == expected
+    assert record.to_json() == expected  # written again (timestamp texts remembered)
+
+
+@given(st.lists(st.tuples(aware_datetimes, offsets), min_size=1, max_size=30))
+def test_remembered_timestamp_text_is_always_the_objects_own(
+    moments: list[tuple[datetime, timezone]],
+) -> None:
+    # the same instant at several offsets: equal datetimes, each with its own text
+    written = []
+    for at, tz in moments:
+        written.extend([at, at.astimezone(tz)])
+    for at in written + written[::-1]:
+        assert iso_text(at) == at.isoformat()
+        assert epoch_us(at) == (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 @given(events, st.datetimes(timezones=st.just(UTC)), offsets)

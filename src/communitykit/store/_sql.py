@@ -43,6 +43,7 @@ from communitykit.model import (
     action_from_json,
     event_from_json,
 )
+from communitykit.model._time import epoch_us, iso_text
 from communitykit.store import _sqlite
 from communitykit.store._common import (
     already_in_outbox,
@@ -404,7 +405,7 @@ def _json(value: object) -> str:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    return None if value is None else iso_text(value)
 
 
 # Equal instants read back share one datetime (immutable, 48 B each): members
@@ -447,7 +448,7 @@ class _Rows:
                 event.platform,
                 event.event_id,
                 event.TYPE,
-                to_us(event.at),
+                epoch_us(event.at),
                 event.user,
                 event.group,
                 event.to_json(),
@@ -494,11 +495,11 @@ class _Rows:
                 entry.kind.value,
                 entry.points,
                 entry.reason,
-                to_us(entry.at),
-                entry.at.isoformat(),
+                epoch_us(entry.at),
+                iso_text(entry.at),
                 entry.idempotency_key,
                 entry.amount,
-                None if entry.expires_at is None else entry.expires_at.isoformat(),
+                None if entry.expires_at is None else iso_text(entry.expires_at),
                 entry.refers_to,
                 entry.unrecovered,
                 _lots(entry.lots) if entry.lots else None,
@@ -509,7 +510,7 @@ class _Rows:
             (
                 state.member_id,
                 state.tier,
-                state.tier_since.isoformat(),
+                iso_text(state.tier_since),
                 _iso(state.below_since),
                 _iso(state.last_active_at),
                 state.messages,

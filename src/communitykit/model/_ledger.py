@@ -263,6 +263,7 @@ class Ledger:
         "_cap_index",
         "_cap_stride",
         "_capped",
+        "_capped_at",
         "_caps",
         "_children",
         "_consumed",
@@ -298,9 +299,13 @@ class Ledger:
         self._aux: dict[int, _Aux] = {}
         self._consumed: dict[int, int] = {}  # credit seq -> points taken from it
         self._expired: dict[int, int] = {}  # credit seq -> points that expired
-        self._keys: dict[str, int] = {}  # idempotency key -> seq of the (first) entry; -1: none
-        # key of an award capped to nothing -> (kind, member, points, reason)
-        self._capped: dict[str, tuple[str, str, int, str]] = {}
+        # idempotency key -> seq of the (first) entry; for an award capped to
+        # nothing, -1 - n where _capped[n] is its (kind, member, points, reason):
+        # one shared tuple for all of a member's capped awards of one kind, so a
+        # capped award costs its key alone
+        self._keys: dict[str, int] = {}
+        self._capped: list[tuple[str, str, int, str]] = []
+        self._capped_at: dict[tuple[str, str, int, str], int] = {}  # tuple -> n
         self._multi: dict[str, tuple[int, ...]] = {}  # key -> every entry of one operation
         # entry -> the member the operation named, where the entry went to another
         # account (a merged member's survivor): a replay after an unmerge is a replay
@@ -614,7 +619,7 @@ class Ledger:
         known = keys.get(key)
         if known is not None:
             self._check_replay(key, known, _CREDIT, member, points, reason)
-            return known
+            return known if known >= 0 else -1
         if type(points) is not int or points <= 0:
             _check_points(points)
         if type(key) is not str or not key or key.startswith(RESERVED_KEY_PREFIX):
@@ -656,8 +661,7 @@ class Ledger:
                 if granted > 0:
                     used_map[slot] = used + granted
             if granted <= 0:
-                keys[key] = -1
-                self._capped[key] = (_CREDIT, member, points, reason)
+                keys[key] = -1 - self._capped_index((_CREDIT, member, points, reason))
                 return -1
         rows = self._rows
         seq = len(rows)
@@ -1018,7 +1022,7 @@ class Ledger:
     ) -> None:
         """Raise :class:`DuplicateEntry` when ``key`` was used for another operation."""
         if seq < 0:
-            same = self._capped[key] == (kind, subject, points, reason)
+            same = self._capped[-1 - seq] == (kind, subject, points, reason)
             what = "capped award"
         else:
             row = self._rows[seq]
@@ -1046,6 +1050,14 @@ class Ledger:
                 f"idempotency key {key!r} was already used for another operation (a {what}); "
                 "use a new key for a new operation"
             )
+
+    def _capped_index(self, what: tuple[str, str, int, str]) -> int:
+        """The position of a capped award's ``(kind, member, points, reason)`` in ``_capped``."""
+        n = self._capped_at.get(what)
+        if n is None:
+            n = self._capped_at[what] = len(self._capped)
+            self._capped.append(what)
+        return n
 
     def _slot(self, reason: str, at: datetime) -> int:
         """The key of a capped ``reason`` on the community day of ``at`` in ``cap_used``."""

@@ -35,7 +35,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import attrs
 
@@ -257,11 +257,18 @@ class Ledger:
     points a member may be credited for it per day.
     """
 
+    #: How many community days back from the latest capped award a daily cap's use
+    #: stays in memory; an award for an older day counts that day again.
+    CAP_DAYS_KEPT: ClassVar[int] = 7
+
     __slots__ = (
         "_accounts_by_id",
         "_aux",
+        "_cap_floor",
         "_cap_index",
+        "_cap_kept",
         "_cap_stride",
+        "_cap_top",
         "_capped",
         "_capped_at",
         "_caps",
@@ -294,6 +301,14 @@ class Ledger:
         # a capped reason's index, and how many there are: (day, reason) as one int
         self._cap_index: dict[str, int] = {reason: i for i, reason in enumerate(caps)}
         self._cap_stride = max(1, len(caps))
+        # Cap use is kept for the latest CAP_DAYS_KEPT days a capped award fell
+        # on (up to _cap_top, the latest day's ordinal); older days' slots at or
+        # below _cap_floor (a slot number) may be let go, and are counted again
+        # from the account's credits when an award for such a day comes late.
+        # Without this an account would keep a slot for every day it ever earned.
+        self._cap_top = 0
+        self._cap_floor = 0
+        self._cap_kept = (self.CAP_DAYS_KEPT + 1) * self._cap_stride
         self._days = _DayCache(self._tz)
         self._rows: list[_Row] = []
         self._aux: dict[int, _Aux] = {}
@@ -379,11 +394,18 @@ class Ledger:
                 heapq.heappush(self._expiry_heap, (_utc(entry.expires_at), seq))
             cap = self._caps.get(entry.reason)
             if cap is not None:
-                record = self._accounts_by_id[member]
-                if record.cap_used is None:
-                    record.cap_used = {}
                 slot = self._slot(entry.reason, entry.at)
-                record.cap_used[slot] = record.cap_used.get(slot, 0) + entry.points
+                record = self._accounts_by_id[member]
+                used_map = record.cap_used
+                if slot >= self._cap_floor:
+                    if used_map is None:
+                        used_map = record.cap_used = {}
+                    used = used_map.get(slot)
+                    if used is None:
+                        used = self._uses(record, slot, used_map)
+                    used_map[slot] = used + entry.points
+                elif used_map is not None:  # an older day is counted again when needed
+                    used_map.pop(slot, None)
             if refers is not None:
                 self._pending_state[refers] = seq
         elif kind == EntryKind.CANCELLATION.value and refers is not None:
@@ -510,8 +532,8 @@ class Ledger:
         total = 0
         for account in self._accounts(self._root(member)):
             record = records.get(account)
-            if record is not None and record.cap_used is not None:
-                total += record.cap_used.get(slot, 0)
+            if record is not None:
+                total += self._use(record, slot)
         return total
 
     def cap_remaining(self, member: str, reason: str, at: datetime) -> int | None:
@@ -648,13 +670,16 @@ class Ledger:
                 granted = self._apply_cap(record, account, reason, at, points, cap)
             else:  # _apply_cap, inlined for the common case
                 days = self._days
-                slot = (
-                    days.ordinal if days.start <= at < days.end else days.ordinal_of(at)
-                ) * self._cap_stride + self._cap_index[reason]
+                ordinal = days.ordinal if days.start <= at < days.end else days.ordinal_of(at)
+                if ordinal > self._cap_top:
+                    self._cap_advance(ordinal)
+                slot = ordinal * self._cap_stride + self._cap_index[reason]
                 used_map = record.cap_used
                 if used_map is None:
                     used_map = record.cap_used = {}
-                used = used_map.get(slot, 0)
+                used = used_map.get(slot)
+                if used is None:
+                    used = self._uses(record, slot, used_map)
                 granted = cap - used
                 if granted > points:
                     granted = points
@@ -1060,8 +1085,48 @@ class Ledger:
         return n
 
     def _slot(self, reason: str, at: datetime) -> int:
-        """The key of a capped ``reason`` on the community day of ``at`` in ``cap_used``."""
-        return self._days.ordinal_of(at) * self._cap_stride + self._cap_index[reason]
+        """The key of a capped ``reason`` on the community day of ``at`` in ``cap_used``
+        (the latest day of capped awards moves on with it)."""
+        ordinal = self._days.ordinal_of(at)
+        if ordinal > self._cap_top:
+            self._cap_advance(ordinal)
+        return ordinal * self._cap_stride + self._cap_index[reason]
+
+    def _cap_advance(self, ordinal: int) -> None:
+        """A capped award on a later day than any before: older days may be let go."""
+        self._cap_top = ordinal
+        self._cap_floor = (ordinal - self.CAP_DAYS_KEPT) * self._cap_stride
+
+    def _use(self, record: _Account, slot: int) -> int:
+        """Points credited to ``record``'s account in cap slot ``slot``."""
+        used_map = record.cap_used
+        if used_map is not None:
+            used = used_map.get(slot)
+            if used is not None:
+                return used
+        return 0 if slot >= self._cap_floor else self._recount(record, slot)
+
+    def _uses(self, record: _Account, slot: int, used_map: dict[int, int]) -> int:
+        """The use of a slot ``used_map`` (``record``'s) does not hold yet: 0 for a day
+        still kept, else counted again. Makes room first when the map is full."""
+        if len(used_map) >= self._cap_kept:
+            floor = self._cap_floor
+            for old in [old for old in used_map if old < floor]:
+                del used_map[old]
+        return 0 if slot >= self._cap_floor else self._recount(record, slot)
+
+    def _recount(self, record: _Account, slot: int) -> int:
+        """Points credited to ``record``'s account in cap slot ``slot``, from its entries
+        (a day whose use was let go): what :meth:`restore` counts for a day."""
+        ordinal, index = divmod(slot, self._cap_stride)
+        reason = list(self._caps)[index]  # _cap_index numbers the reasons in this order
+        rows, ordinal_of = self._rows, self._days.ordinal_of
+        total = 0
+        for seq in _positions(record):
+            row = rows[seq]
+            if row[1] == _CREDIT and row[3] == reason and ordinal_of(row[4]) == ordinal:
+                total += row[2]
+        return total
 
     def _apply_cap(
         self, record: _Account, account: str, reason: str, at: datetime, points: int, cap: int
@@ -1070,16 +1135,16 @@ class Ledger:
         used_map = record.cap_used
         if used_map is None:
             used_map = record.cap_used = {}
-        if account in self._children:
-            used = self.cap_used(account, reason, at)
-        else:
-            used = used_map.get(slot, 0)
+        own = used_map.get(slot)
+        if own is None:
+            own = self._uses(record, slot, used_map)
+        used = self.cap_used(account, reason, at) if account in self._children else own
         granted = cap - used
         if granted <= 0:
             return 0
         if points < granted:
             granted = points
-        used_map[slot] = used_map.get(slot, 0) + granted
+        used_map[slot] = own + granted
         return granted
 
     def _append(

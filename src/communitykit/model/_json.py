@@ -476,36 +476,69 @@ def _json_writer(cls: type) -> Callable[[Any], str]:
         "I": int.__repr__,
         "T": iso_text,
     }
+
+    def value(n: int, encode: Callable[[Any], Any] | None) -> str:
+        if encode is None:  # a str or an int: its own JSON
+            return "(S(v) if v.__class__ is str else I(v) if v.__class__ is int else E(v))"
+        if getattr(encode, "__func__", None) is _DateTime.encode:
+            return "'\"' + T(v) + '\"'"
+        return f"E(e{n}(v))"
+
+    def key(name: str, then: str = "") -> str:
+        return repr(", " + _ENCODE(name) + ": " + then)
+
     lines = [
         "def to_json(self):",
         f"    out = [{'{' + _ENCODE(_TYPE) + ': '!r} + S(self.TYPE)]",
+        *_field_lines(
+            cls,
+            namespace,
+            value,
+            put=lambda name, text: f"out.append({key(name)} + {text})",
+            null=lambda name: f"out.append({key(name, 'null')})",
+        ),
+        "    if self.extra:",
+        "        for key, value in self.extra.items():",
+        "            out.append(', ' + S(key) + ': ' + E(_thaw(value)))",
+        "    out.append('}')",
+        "    return ''.join(out)",
     ]
-    for n, (name, encode, has_default, default) in enumerate(_write_plan(cls)):
-        key = ", " + _ENCODE(name) + ": "
-        if encode is None:  # a str or an int: its own JSON
-            value = "(S(v) if v.__class__ is str else I(v) if v.__class__ is int else E(v))"
-        elif getattr(encode, "__func__", None) is _DateTime.encode:
-            value = "'\"' + T(v) + '\"'"
-        else:
-            value = f"E(e{n}(v))"
-        namespace[f"e{n}"] = encode
-        namespace[f"d{n}"] = default
-        lines.append(f"    v = self.{name}")
-        if not has_default:
-            lines.append(f"    out.append({key + 'null'!r} if v is None else {key!r} + {value})")
-        elif default is None:
-            lines.append(f"    if v is not None: out.append({key!r} + {value})")
-        else:
-            lines.append(f"    if v is None: out.append({key + 'null'!r})")
-            lines.append(f"    elif v != d{n}: out.append({key!r} + {value})")
-    lines.append("    if self.extra:")
-    lines.append("        for key, value in self.extra.items():")
-    lines.append("            out.append(', ' + S(key) + ': ' + E(_thaw(value)))")
-    lines.append("    out.append('}')")
-    lines.append("    return ''.join(out)")
     exec("\n".join(lines), namespace)  # the source is built from field names only
     function: Callable[[Any], str] = namespace["to_json"]
     return function
+
+
+def _field_lines(
+    cls: type,
+    namespace: dict[str, Any],
+    value: Callable[[int, Callable[[Any], Any] | None], str],
+    *,
+    put: Callable[[str, str], str],
+    null: Callable[[str], str],
+) -> list[str]:
+    """The source lines writing each field of ``cls`` as its write plan says.
+
+    ``value(n, encode)`` is the expression for field ``n``'s value ``v``;
+    ``put(name, expression)`` and ``null(name)`` the statements writing it and
+    writing null. A field at its default is left out; ``None`` is written for a
+    field whose default is not ``None``. The codecs and defaults go into
+    ``namespace`` as ``e{n}`` and ``d{n}``.
+    """
+    lines = []
+    for n, (name, encode, has_default, default) in enumerate(_write_plan(cls)):
+        namespace[f"e{n}"] = encode
+        namespace[f"d{n}"] = default
+        text = value(n, encode)
+        lines.append(f"    v = self.{name}")
+        if not has_default:
+            lines.append(f"    if v is None: {null(name)}")
+            lines.append(f"    else: {put(name, text)}")
+        elif default is None:
+            lines.append(f"    if v is not None: {put(name, text)}")
+        else:
+            lines.append(f"    if v is None: {null(name)}")
+            lines.append(f"    elif v != d{n}: {put(name, text)}")
+    return lines
 
 
 # per record class: (field, encoder or None when the value is its own JSON, has a
@@ -524,24 +557,26 @@ def _writer(cls: type) -> Callable[[Any], dict[str, Any]]:
     whose default is not ``None``; each value goes through its codec's encoder.
     """
     namespace: dict[str, Any] = {"_thaw": _thaw}
-    lines = ["def to_dict(self):", f"    out = {{{_TYPE!r}: self.TYPE}}"]
-    for n, (name, encode, has_default, default) in enumerate(_write_plan(cls)):
-        value = "v" if encode is None else f"e{n}(v)"
+
+    def value(n: int, encode: Callable[[Any], Any] | None) -> str:
         if getattr(encode, "__func__", None) is _DateTime.encode:
-            value = "v.isoformat()"  # the codec's encode, without the call
-        namespace[f"e{n}"] = encode
-        namespace[f"d{n}"] = default
-        lines.append(f"    v = self.{name}")
-        if not has_default:
-            lines.append(f"    out[{name!r}] = None if v is None else {value}")
-        elif default is None:
-            lines.append(f"    if v is not None: out[{name!r}] = {value}")
-        else:
-            lines.append(f"    if v is None: out[{name!r}] = None")
-            lines.append(f"    elif v != d{n}: out[{name!r}] = {value}")
-    lines.append("    if self.extra:")
-    lines.append("        out.update((key, _thaw(value)) for key, value in self.extra.items())")
-    lines.append("    return out")
+            return "v.isoformat()"  # the codec's encode, without the call
+        return "v" if encode is None else f"e{n}(v)"
+
+    lines = [
+        "def to_dict(self):",
+        f"    out = {{{_TYPE!r}: self.TYPE}}",
+        *_field_lines(
+            cls,
+            namespace,
+            value,
+            put=lambda name, text: f"out[{name!r}] = {text}",
+            null=lambda name: f"out[{name!r}] = None",
+        ),
+        "    if self.extra:",
+        "        out.update((key, _thaw(value)) for key, value in self.extra.items())",
+        "    return out",
+    ]
     exec("\n".join(lines), namespace)  # the source is built from field names only
     function: Callable[[Any], dict[str, Any]] = namespace["to_dict"]
     return function

@@ -10,6 +10,11 @@ against a baseline measured in the same run: the least any idempotent ledger
 must do (remember the key, add to a balance). Peak memory is measured in a
 separate pass with tracemalloc, so that tracing does not slow the timings.
 
+History (``--history-days``, default 365): half of 2,000 members earn a capped
+message award every day for a year. Prints the ledger's memory per entry live
+and once restored from its entries (as after a restart), and how much of it is
+daily cap use: a ledger keeps that for its latest days only.
+
 Run:  .venv/bin/python benchmarks/ledger.py [--awards N] [--members M]
 Aim:  >= 300,000 awards/s, <= 400 MB peak.
 """
@@ -86,11 +91,42 @@ def peak_memory(awards: list[tuple[str, int, str, datetime, str, datetime | None
     return peak
 
 
+def history(days: int, members: int = 2_000) -> None:
+    start = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    awards: list[tuple[str, int, str, datetime, str, datetime | None]] = []
+    for day in range(days):
+        at = start + timedelta(days=day)
+        for m in range(day % 2, members, 2):
+            awards.append((f"member-{m}", 2, "message", at, f"d{day}-m{m}", None))
+    gc.collect()
+    tracemalloc.start()
+    ledger = Ledger("Asia/Shanghai", CAPS)
+    ledger.award_many(awards)
+    live = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    entries = ledger.entries()
+    slots = sum(len(r.cap_used or ()) for r in ledger._accounts_by_id.values())
+    del ledger
+    gc.collect()
+    tracemalloc.start()
+    restored = Ledger.restore(entries, "Asia/Shanghai", CAPS)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    n = len(entries)
+    print(
+        f"{days} days of capped awards, {n:,} entries: ledger {live / n:,.0f} B/entry live, "
+        f"{after / n:,.0f} B/entry restored; {slots:,} daily cap slots kept "
+        f"({slots / members:.1f} per member, {days / 2:.0f} days each earned on)"
+    )
+    del restored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--awards", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3, help="timing runs; the best is kept")
+    parser.add_argument("--history-days", type=int, default=365, help="0: skip")
     args = parser.parse_args()
     awards = make_awards(args.awards, args.members)
     n = len(awards)
@@ -117,6 +153,8 @@ def main() -> None:
         f"peak memory of the ledger         {peak / 2**20:>12,.0f} MB "
         f"({peak / written:,.0f} B/entry)"
     )
+    if args.history_days > 0:
+        history(args.history_days)
 
 
 if __name__ == "__main__":

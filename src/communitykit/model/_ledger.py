@@ -1113,7 +1113,10 @@ class Ledger:
             floor = self._cap_floor
             for old in [old for old in used_map if old < floor]:
                 del used_map[old]
-        return 0 if slot >= self._cap_floor else self._recount(record, slot)
+        if slot >= self._cap_floor:
+            return 0
+        used = used_map[slot] = self._recount(record, slot)  # counted once while it is kept
+        return used
 
     def _recount(self, record: _Account, slot: int) -> int:
         """Points credited to ``record``'s account in cap slot ``slot``, from its entries

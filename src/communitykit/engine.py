@@ -201,6 +201,10 @@ class ProcessResult:
         return self._decisions.get()
 
 
+#: how the engine asks a rule or campaign about an event (see ``Engine._askers``)
+_Route = tuple[str, Callable[[RuleContext], Any], Any, bool, RuleScope | None]
+
+
 class _Pending:
     """What a batch changes, gathered before the one commit."""
 
@@ -411,8 +415,9 @@ class Engine:
         self._tz = community.tz
         self._last_runs: dict[str, datetime] = {}
         self._moved_groups: list[tuple[str, str, str]] = []
-        # event type -> (name, ask, the rule itself when a built-in points rule, is a rule)
-        self._routes: dict[str, list[tuple[str, Callable[[RuleContext], Any], Any, bool]]] = {}
+        # event type -> (name, ask, the rule itself when a built-in points rule, is a
+        # rule, the rule's scope when it has one and is asked for its decision)
+        self._routes: dict[str, list[_Route]] = {}
         self._next_threshold: dict[str, int | None] = {}  # tier -> threshold of the next
         self._index_ladder()
         ladders = [
@@ -594,9 +599,9 @@ class Engine:
         listening = frozenset(h for h in _NOTIFICATIONS if self.plugins.has_listeners(h))
         return _Pending(Batch(created_at=now), listening)
 
-    def _askers(self, event_type: str) -> list[tuple[str, Callable[[RuleContext], Any], Any, bool]]:
+    def _askers(self, event_type: str) -> list[_Route]:
         """The rules and campaigns that want events of this type, in order, each
-        with whether it is a rule (whose scope applies and whose verdicts are audited).
+        with whether it is a rule (whose verdicts are audited) and its scope.
 
         A rule or campaign may declare ``event_types`` (a collection of event type
         names); without it, it is asked about every event. The third item is the
@@ -610,11 +615,12 @@ class Engine:
                 if wanted is None or event_type in wanted:
                     points = getattr(rule, "points", None)
                     native = type(rule) in NATIVE_RULES and type(points) is int and points > 0
-                    found.append((rule.name, rule.evaluate, rule if native else None, True))
+                    scope = None if native else self.moderation.scopes.get(rule.name)
+                    found.append((rule.name, rule.evaluate, rule if native else None, True, scope))
             for campaign in self.campaigns:
                 wanted = getattr(campaign, "event_types", None)
                 if wanted is None or event_type in wanted:
-                    found.append((campaign.name, campaign.on_event, None, False))
+                    found.append((campaign.name, campaign.on_event, None, False, None))
             self._routes[event_type] = found
         return found
 
@@ -758,19 +764,18 @@ class Engine:
         queued, audited = len(pending.batch.actions), len(pending.batch.audit)
         if askers:
             ctx: _EventContext | None = None
-            scopes = self.moderation.scopes
-            exempt_by: dict[RuleScope, bool] = {}  # each distinct scope is asked once
-            for name, ask, native, is_rule in askers:
-                if is_rule and native is None:
-                    scope = scopes.get(name)
-                    if scope is not None:
-                        exempt = exempt_by.get(scope)
-                        if exempt is None:
-                            if ctx is None:
-                                ctx = _EventContext(self, event, member_id, member)
-                            exempt = exempt_by[scope] = self._exempt(scope, ctx)
-                        if exempt:
-                            continue
+            # equal scopes are one object (Moderation shares them): each is asked once
+            asked: RuleScope | None = None
+            exempt = False
+            for name, ask, native, is_rule, scope in askers:
+                if scope is not None:
+                    if scope is not asked:
+                        if member is None:
+                            member = self.graph.get(member_id)
+                        exempt = self._exempt(scope, event, member, member_id)
+                        asked = scope
+                    if exempt:
+                        continue
                 try:
                     if native is not None:
                         found = native.award_of(event, member_id, member_id_of)
@@ -826,18 +831,23 @@ class Engine:
                     "request",
                 )
 
-    def _exempt(self, scope: RuleScope, ctx: _EventContext) -> bool:
-        """Whether a rule scope leaves this event alone (its group, or its member)."""
-        event = ctx.event
+    def _exempt(self, scope: RuleScope, event: Event, member: Member, member_id: str) -> bool:
+        """Whether a rule scope leaves this event alone (its group, or its member):
+        :meth:`RuleScope.covers` and :meth:`RuleScope.exemption`, in the order
+        cheapest first for a scope that exempts by role only (the default)."""
         if scope.groups:
             group = (
                 None if event.group is None else self.community.group(event.platform, event.group)
             )
-            if not scope.covers(None if group is None else group.key):
+            if group is None or group.key not in scope.groups:
                 return True
-        tier = self._live[ctx.member_id].tier
-        today = event.at.astimezone(self._tz).date() if scope.exempt_paid else None
-        return scope.exemption(ctx.member, tier, today) is not None
+        if member.role in scope.exempt_roles:
+            return True
+        if scope.exempt_tiers or scope.exempt_tags or scope.exempt_paid:
+            tier = self._live[member_id].tier
+            today = event.at.astimezone(self._tz).date() if scope.exempt_paid else None
+            return scope.exemption(member, tier, today) is not None
+        return False
 
     def _member_of(self, platform: str, user: str) -> Member | None:
         member_id = self.graph.member_id_of(platform, user)

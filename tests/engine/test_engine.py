@@ -228,6 +228,51 @@ async def test_a_failed_commit_leaves_no_trace_and_the_batch_can_be_retried() ->
     assert app.balance("console:ana") == 6
 
 
+@pytest.mark.parametrize("collecting", [True, False])
+async def test_a_batch_leaves_the_collector_as_it_found_it(collecting: bool) -> None:
+    """The engine holds collection back during a batch, also one whose commit fails,
+    and never turns on a collector the host turned off."""
+    import gc
+
+    from communitykit._clock import SimulatedClock
+    from communitykit.app import CommunityApp
+    from communitykit.config import parse_config
+
+    seen: list[bool] = []
+
+    def decide(ctx: RuleContext) -> Decision | None:
+        seen.append(gc.isenabled())
+        return None
+
+    store = FailingStore()
+    store.open()
+    app = CommunityApp(
+        parse_config(LADDER),
+        store=store,
+        clock=SimulatedClock(T0),
+        adapters={"console": ScriptedAdapter()},
+        rules=[Rule("watch", decide)],
+    )
+    was = gc.isenabled()
+    try:
+        if collecting:
+            gc.enable()
+        else:
+            gc.disable()
+        await app.feed([msg(1)])
+        assert gc.isenabled() is collecting
+        store.fail = True
+        with pytest.raises(StoreError):
+            await app.feed([msg(2)])
+        assert gc.isenabled() is collecting
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+    assert seen == [False, False]  # no collection in the middle of a batch
+
+
 async def test_members_join_and_leave() -> None:
     app, _ = memory_app(config_text=LADDER, adapters={"console": ScriptedAdapter()})
     recorder = HookRecorder()

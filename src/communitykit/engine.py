@@ -1100,7 +1100,16 @@ class Engine:
                     expires_at=expires_at,
                 )
                 if seq >= written:  # a new credit, not a replay or a capped award
-                    pending.touched.add(member_id)
+                    # what _settle_tiers would skip is not handed to it (see there)
+                    if state is None or state.below_since is not None:
+                        pending.touched.add(member_id)
+                    else:
+                        threshold = self._next_threshold.get(state.tier)
+                        if (
+                            threshold is not None
+                            and self.ledger.lifetime_credits(member_id) >= threshold
+                        ):
+                            pending.touched.add(member_id)
                     if "communitykit_points_awarded" in pending.listening:
                         note = {"member_id": member_id, "entry": seq}
                         pending.notes.append(("communitykit_points_awarded", note))

@@ -772,6 +772,8 @@ def test_moderation_state_reads_back_as_written_and_forgotten_state_is_gone(
         (2, AuditKind.PARDON, "m2"),
     ]
     assert trail[0].actions == (warn,) and trail[0].at == at and trail[0].event == "console:e1"
+    # every field as written, numbered in order
+    assert trail == [attrs.evolve(r, seq=n) for n, r in enumerate(first.audit, start=1)]
     assert [r.seq for r in store.audit_trail(member_id="m2")] == [2]
     assert [r.seq for r in store.audit_trail(rule="links", member_id="m1")] == [1]
     assert store.fallbacks_of("a-w") == ("links", "m1", (instead,))

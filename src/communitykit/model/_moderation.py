@@ -304,6 +304,10 @@ class AuditKind(StrEnum):
     PARDON = "pardon"  # an operator cleared a member's warnings
 
 
+def _audit_kind(value: AuditKind | str) -> AuditKind:
+    return value if type(value) is AuditKind else AuditKind(value)
+
+
 @attrs.frozen(kw_only=True)
 class AuditRecord:
     """One line of the audit trail: who decided what about whom, when, and why.
@@ -314,12 +318,25 @@ class AuditRecord:
 
     seq: int = 0
     at: datetime
-    kind: AuditKind = attrs.field(converter=AuditKind)
+    kind: AuditKind = attrs.field(converter=_audit_kind)
     rule: str
     member_id: str | None
     event: str | None = None
     actions: tuple[Action, ...] = ()
     explanation: str
+
+    def numbered(self, seq: int) -> AuditRecord:
+        """This record at position ``seq`` of the trail (what a store keeps)."""
+        return AuditRecord(
+            seq=seq,
+            at=self.at,
+            kind=self.kind,
+            rule=self.rule,
+            member_id=self.member_id,
+            event=self.event,
+            actions=self.actions,
+            explanation=self.explanation,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

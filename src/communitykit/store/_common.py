@@ -63,32 +63,20 @@ def check_batch(batch: Batch, url: str) -> int | None:
     Returns the position of the batch's first ledger entry (``None`` without
     entries); the store checks that it continues its own sequence.
     """
-    keys: set[tuple[str, str]] = set()
-    for event in batch.events:
-        key = (event.platform, event.event_id)
-        if key in keys:
-            raise refuse(url, f"event {event.platform}:{event.event_id} is twice in the batch")
-        keys.add(key)
-
+    events = batch.events
+    if len({(e.platform, e.event_id) for e in events}) != len(events):
+        _check_events(batch, url)  # names the event that is twice
+    entries = batch.entries
     first: int | None = None
-    idempotency: set[str] = set()
-    for index, entry in enumerate(batch.entries):
-        if first is not None and entry.entry_id == f"e{first + index}":  # as entry_position
-            position: int | None = first + index
-        else:
-            position = entry_position(entry.entry_id)
-        if first is None:
-            first = position
-        if position is None or first is None or position != first + index:
-            expected = "e<n>" if first is None else f"e{first + index}"
-            raise refuse(
-                url,
-                f"ledger entry {entry.entry_id!r} is out of sequence (expected {expected}): "
-                "entries must follow each other as e0, e1, e2, ...",
-            )
-        if entry.idempotency_key in idempotency:
-            raise refuse(url, f"idempotency key {entry.idempotency_key!r} is twice in the batch")
-        idempotency.add(entry.idempotency_key)
+    if entries:
+        first = entry_position(entries[0].entry_id)
+        if (
+            first is None
+            or [e.entry_id for e in entries]
+            != [f"e{n}" for n in range(first, first + len(entries))]
+            or len({e.idempotency_key for e in entries}) != len(entries)
+        ):
+            first = _check_entries(batch, url)  # names what is wrong, or accepts the ids
 
     owners: dict[PlatformIdentity, str] = {}
     for member_id, member in batch.members.items():
@@ -162,3 +150,35 @@ def not_pending(url: str, action_id: str, status: str) -> StoreError:
         f"action {action_id!r} in the outbox of {url} is {status}, not pending: "
         "only a pending action can be delivered, failed or rescheduled"
     )
+
+
+def _check_events(batch: Batch, url: str) -> None:
+    keys: set[tuple[str, str]] = set()
+    for event in batch.events:
+        key = (event.platform, event.event_id)
+        if key in keys:
+            raise refuse(url, f"event {event.platform}:{event.event_id} is twice in the batch")
+        keys.add(key)
+
+
+def _check_entries(batch: Batch, url: str) -> int | None:
+    first: int | None = None
+    idempotency: set[str] = set()
+    for index, entry in enumerate(batch.entries):
+        if first is not None and entry.entry_id == f"e{first + index}":  # as entry_position
+            position: int | None = first + index
+        else:
+            position = entry_position(entry.entry_id)
+        if first is None:
+            first = position
+        if position is None or first is None or position != first + index:
+            expected = "e<n>" if first is None else f"e{first + index}"
+            raise refuse(
+                url,
+                f"ledger entry {entry.entry_id!r} is out of sequence (expected {expected}): "
+                "entries must follow each other as e0, e1, e2, ...",
+            )
+        if entry.idempotency_key in idempotency:
+            raise refuse(url, f"idempotency key {entry.idempotency_key!r} is twice in the batch")
+        idempotency.add(entry.idempotency_key)
+    return first

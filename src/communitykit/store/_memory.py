@@ -152,7 +152,7 @@ class MemoryStore:
                 self._group_members[key] = since
         self._invites.update(batch.invites)
         for record in batch.audit:
-            self._audit.append(attrs.evolve(record, seq=len(self._audit) + 1))
+            self._audit.append(record.numbered(len(self._audit) + 1))
         self._fallbacks.update(batch.fallbacks)
 
     # ------------------------------------------------------------------ reading

@@ -301,16 +301,14 @@ class IdentityGraph:
 
     def member_id_of(self, platform: str, user_id: str) -> str | None:
         """The id of the member ``platform:user_id`` belongs to, if any (no object built)."""
-        return self._owner(platform, user_id)
-
-    def _owner(self, platform: str, user_id: str) -> str | None:
-        found = self._by_identity.get((platform, user_id))
-        if found is not None:
-            return found
+        # most identities belong to the member named after them, who are not in
+        # _by_identity (an identity has one owner: the one holding it is it)
         member = self._members.get(f"{platform}:{user_id}")
         if member is not None and (platform, user_id) in member.identities:
             return member.member_id
-        return None
+        return self._by_identity.get((platform, user_id))
+
+    _owner = member_id_of
 
     def _set_owner(self, identity: PlatformIdentity, member_id: str) -> None:
         """Record that ``member_id`` owns ``identity`` (see ``_by_identity``)."""

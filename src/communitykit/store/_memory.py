@@ -192,7 +192,8 @@ class MemoryStore:
 
     def seen_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         self._require()
-        return {(platform, event_id) for platform, event_id in keys} & self._event_keys
+        stored = self._event_keys
+        return {key for key in keys if key in stored}
 
     def count_events(self) -> int:
         self._require()

@@ -203,7 +203,8 @@ class FailingStore(MemoryStore):
         super().commit(batch)
 
 
-async def test_a_failed_commit_leaves_no_trace_and_the_batch_can_be_retried() -> None:
+def failing_app(*rules: Rule) -> tuple[Any, FailingStore]:
+    """An app on a store whose commits fail while its ``fail`` is set."""
     from communitykit._clock import SimulatedClock
     from communitykit.app import CommunityApp
     from communitykit.config import parse_config
@@ -215,7 +216,13 @@ async def test_a_failed_commit_leaves_no_trace_and_the_batch_can_be_retried() ->
         store=store,
         clock=SimulatedClock(T0),
         adapters={"console": ScriptedAdapter()},
+        rules=list(rules),
     )
+    return app, store
+
+
+async def test_a_failed_commit_leaves_no_trace_and_the_batch_can_be_retried() -> None:
+    app, store = failing_app()
     await app.feed([msg(1)])
     store.fail = True
     with pytest.raises(StoreError, match="disk full"):
@@ -234,25 +241,13 @@ async def test_a_batch_leaves_the_collector_as_it_found_it(collecting: bool) -> 
     and never turns on a collector the host turned off."""
     import gc
 
-    from communitykit._clock import SimulatedClock
-    from communitykit.app import CommunityApp
-    from communitykit.config import parse_config
-
     seen: list[bool] = []
 
     def decide(ctx: RuleContext) -> Decision | None:
         seen.append(gc.isenabled())
         return None
 
-    store = FailingStore()
-    store.open()
-    app = CommunityApp(
-        parse_config(LADDER),
-        store=store,
-        clock=SimulatedClock(T0),
-        adapters={"console": ScriptedAdapter()},
-        rules=[Rule("watch", decide)],
-    )
+    app, store = failing_app(Rule("watch", decide))
     was = gc.isenabled()
     try:
         if collecting:

@@ -562,13 +562,15 @@ class Engine:
                     )
             keys = [(e.platform, e.event_id) for e in valid]
             seen = self.store.seen_events(keys) if keys else set()
-            fresh: list[Event] = []
-            batch_keys: set[tuple[str, str]] = set()
-            for event, key in zip(valid, keys, strict=True):
-                if key in seen or key in batch_keys:
-                    continue
-                batch_keys.add(key)
-                fresh.append(event)
+            fresh: list[Event] = valid
+            if seen or len(set(keys)) != len(keys):  # some delivered again: keep the first
+                fresh = []
+                batch_keys: set[tuple[str, str]] = set()
+                for event, key in zip(valid, keys, strict=True):
+                    if key in seen or key in batch_keys:
+                        continue
+                    batch_keys.add(key)
+                    fresh.append(event)
             pending = self._pending(self.clock.now())
             # A batch allocates thousands of objects that outlive it (the store keeps
             # them); collected every 700 allocations, they would be walked several

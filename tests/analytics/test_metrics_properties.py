@@ -204,10 +204,11 @@ def check(
         assert series["WAU"][n] == window(7), d
         assert series["MAU"][n] == window(30), d
 
-    # the ledger (narrowed: of the members with an event in scope; a reaction's
-    # author earns points without an event of their own)
+    # the ledger (narrowed: of the members with an event in scope up to the report's
+    # end, later ones unread; a reaction's author earns points without an event of
+    # their own)
     if scoped:
-        owners = {member_of(e) for e in events}
+        owners = {member_of(e) for e in events if local_day(e.at) <= END}
         entries = [e for e in entries if e.member in owners]
     points = report.metric("points").series
     for name, kind, sign in (("issued", "credit", 1), ("spent", "debit", -1)):

@@ -16,7 +16,8 @@
   ledger entry each) from SQLite into the engine; its peak RSS is reported,
   against a baseline process that only imports communitykit.
 
-Run:  .venv/bin/python benchmarks/pipeline.py [--events N] [--rate R] [--big-members M] [--cold]
+Run:  .venv/bin/python benchmarks/pipeline.py [--events N] [--repeat K] [--rate R]
+      [--big-members M] [--cold]
 Aims: >= 50,000 events/s in memory, >= 20,000 events/s on SQLite, p99 < 20 ms at
 5,000 events/s offered, < 1 GB with 1,000,000 members loaded.
 """
@@ -322,6 +323,18 @@ def memory(members: int) -> tuple[float, float, int, float]:
     return base_kb / 1024, int(rss_kb) / 1024, int(count), float(seconds)
 
 
+def _spread(rates: list[float], bases: list[float] | None = None) -> str:
+    """Events/s over the rounds: the median (and the best), with the median of each
+    round's time against its own baseline's."""
+    text = f"{statistics.median(rates):>10,.0f} events/s"
+    if len(rates) > 1:
+        text += f" (best {max(rates):,.0f})"
+    if bases is not None:
+        ratio = statistics.median(b / r for b, r in zip(bases, rates, strict=True))
+        text += f"  ({ratio:.1f}x)"
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -329,6 +342,9 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--big-members", type=int, default=1_000_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="throughput rounds (median and best are shown)"
+    )
     parser.add_argument(
         "--cold", action="store_true", help="start from an empty community (no member joined)"
     )
@@ -341,14 +357,23 @@ def main() -> None:
         + (" (none joined before: each is created by their first event)" if args.cold else "")
     )
     print("(x: how many times the baseline's time the engine takes for the same events)")
-    base = parse_baseline(events)
-    print(f"baseline: parsing the events' JSON     {base:>10,.0f} events/s")
-    mem = asyncio.run(throughput("memory://", events, members=joined))
-    print(f"engine, in-memory store               {mem:>10,.0f} events/s  ({base / mem:.1f}x)")
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        sql = asyncio.run(throughput(url, events, members=joined))
-    print(f"engine, SQLite store (WAL)            {sql:>10,.0f} events/s  ({base / sql:.1f}x)")
+    if args.repeat > 1:
+        print(
+            f"({args.repeat} rounds, each with its own baseline: the host's speed can change "
+            "between rounds; median and best of the rounds)"
+        )
+    bases: list[float] = []
+    mems: list[float] = []
+    sqls: list[float] = []
+    for _round in range(args.repeat):
+        bases.append(parse_baseline(events))
+        mems.append(asyncio.run(throughput("memory://", events, members=joined)))
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            sqls.append(asyncio.run(throughput(url, events, members=joined)))
+    print(f"baseline: parsing the events' JSON     {_spread(bases)}")
+    print(f"engine, in-memory store               {_spread(mems, bases)}")
+    print(f"engine, SQLite store (WAL)            {_spread(sqls, bases)}")
 
     count = int(args.rate * args.latency_seconds)
     offered = make_events(count, seed=2)

@@ -41,10 +41,10 @@ def test_an_empty_database_is_migrated_to_the_newest_version_and_reopening_is_a_
     path = tmp_path / "community.db"
     store = SQLiteStore(path)
     store.open()
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     store.commit(full_batch())
     store.close()
-    assert _version(path) == [(2,)]
+    assert _version(path) == [(3,)]
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert set(METADATA.tables) <= tables
@@ -52,14 +52,14 @@ def test_an_empty_database_is_migrated_to_the_newest_version_and_reopening_is_a_
     again = SQLiteStore(path)
     again.open()
     try:
-        assert again.schema_version() == 2
+        assert again.schema_version() == 3
         assert again.count_events() == len(full_batch().events)
     finally:
         again.close()
-    assert _version(path) == [(2,)]
+    assert _version(path) == [(3,)]
 
 
-def test_a_version_1_database_keeps_its_data_when_migrated_to_version_2(
+def test_a_version_1_database_is_migrated_to_the_newest_version(
     tmp_path: Path,
 ) -> None:
     import sqlalchemy as sa
@@ -79,13 +79,67 @@ def test_a_version_1_database_keeps_its_data_when_migrated_to_version_2(
     store = SQLiteStore(path)
     store.open()
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == SCHEMA_VERSION
         store.commit(full_batch())
         assert store.count_events() == len(full_batch().events)
         assert list(store.audit_trail()) == []
     finally:
         store.close()
-    assert _version(path) == [(2,)]
+    assert _version(path) == [(SCHEMA_VERSION,)]
+
+
+def _indexes(path: Path, table: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
+        )
+        return {name for (name,) in rows}
+
+
+def test_a_version_2_ledger_keeps_its_entries_and_loses_its_member_index_at_version_3(
+    tmp_path: Path,
+) -> None:
+    from communitykit.store._schema import MIGRATIONS, schema
+
+    path = tmp_path / "community.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for step in MIGRATIONS[:2]:
+            step(conn)
+        conn.execute(schema.insert().values(version=2))
+    engine.dispose()
+    assert "ix_ck_ledger_member" in _indexes(path, "ck_ledger")
+    # the version-2 tables take a batch as they are (nothing else changed)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM ck_schema")
+        conn.execute("INSERT INTO ck_schema VALUES (3)")
+    old = SQLiteStore(path)
+    old.open()
+    old.commit(full_batch())
+    before = snapshot(old)
+    old.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE ck_schema SET version = 2")
+
+    store = SQLiteStore(path)
+    store.open()
+    try:
+        assert store.schema_version() == 3
+        assert snapshot(store) == before
+        assert list(store.load_entries()) == sample_entries()
+    finally:
+        store.close()
+    assert _version(path) == [(3,)]
+    assert "ix_ck_ledger_member" not in _indexes(path, "ck_ledger")
+    assert _indexes(path, "ck_ledger")  # the unique keys stay
+
+
+def test_a_new_database_has_no_ledger_member_index(tmp_path: Path) -> None:
+    path = tmp_path / "community.db"
+    store = SQLiteStore(path)
+    store.open()
+    store.close()
+    assert "ix_ck_ledger_member" not in _indexes(path, "ck_ledger")
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:

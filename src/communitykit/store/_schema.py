@@ -140,7 +140,6 @@ ledger = sa.Table(
     sa.Column("lots", sa.Text, nullable=True),  # [["e3", 5], ...]; NULL when none
     sa.UniqueConstraint("entry_id", name="uq_ck_ledger_entry_id"),
     sa.UniqueConstraint("idempotency_key", name="uq_ck_ledger_idempotency_key"),
-    sa.Index("ix_ck_ledger_member", "member"),
 )
 
 states = sa.Table(
@@ -235,9 +234,18 @@ _VERSION_1 = (
 _VERSION_2 = ("ck_rule_states", "ck_group_members", "ck_invites", "ck_fallbacks", "ck_audit")
 
 
+# Version 1 indexed the ledger by member; version 3 dropped the index (on a frozen
+# copy of the column, so that the current ``ledger`` table never carries it).
+_LEDGER_BY_MEMBER = sa.Index(
+    "ix_ck_ledger_member",
+    sa.Table("ck_ledger", sa.MetaData(), sa.Column("member", sa.String)).c.member,
+)
+
+
 def _create_tables(conn: sa.Connection) -> None:
     tables = [METADATA.tables[name] for name in _VERSION_1]
     METADATA.create_all(conn, tables=tables, checkfirst=False)
+    _LEDGER_BY_MEMBER.create(conn)
 
 
 def _add_moderation(conn: sa.Connection) -> None:
@@ -245,10 +253,19 @@ def _add_moderation(conn: sa.Connection) -> None:
     METADATA.create_all(conn, tables=tables, checkfirst=False)
 
 
+def _drop_ledger_member_index(conn: sa.Connection) -> None:
+    """Version 3: the ledger loses its index on ``member``.
+
+    Nothing reads the ledger by member (a community loads its whole ledger when it
+    opens), and keeping the index up to date cost a third of each entry's insert.
+    """
+    _LEDGER_BY_MEMBER.drop(conn)
+
+
 Migration = Callable[[sa.Connection], None]
 
 #: Step ``i`` takes a database from version ``i`` to version ``i + 1``.
-MIGRATIONS: tuple[Migration, ...] = (_create_tables, _add_moderation)
+MIGRATIONS: tuple[Migration, ...] = (_create_tables, _add_moderation, _drop_ledger_member_index)
 
 #: The newest schema version this code knows.
 SCHEMA_VERSION = len(MIGRATIONS)

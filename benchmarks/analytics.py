@@ -185,11 +185,11 @@ def generate(path: Path, members: int, events: int, seed: int = 7) -> None:
     ]
     entries.sort()
     con.executemany(
-        "INSERT INTO ck_ledger (seq, entry_id, member, kind, points, reason, at_us, at,"
+        "INSERT INTO ck_ledger (seq, member, kind, points, reason, at_us, at,"
         " idempotency_key, amount, expires_at, refers_to, unrecovered, lots)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, NULL)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, NULL)",
         (
-            (n, f"e{n}", f"telegram:u{m}", k, p, r, at, _iso(at), f"k{n}", abs(p))
+            (n, f"telegram:u{m}", k, p, r, at, _iso(at), f"k{n}", abs(p))
             for n, (at, m, k, p, r) in enumerate(entries)
         ),
     )

@@ -96,50 +96,78 @@ def _indexes(path: Path, table: str) -> set[str]:
         return {name for (name,) in rows}
 
 
-def test_a_version_2_ledger_keeps_its_entries_and_loses_its_member_index_at_version_3(
-    tmp_path: Path,
-) -> None:
+def _version_2_database(path: Path) -> None:
+    """A database at version 2 holding :func:`full_batch`, written as version 2 laid
+    out its rows (the ledger also had ``entry_id``)."""
     from communitykit.store._schema import MIGRATIONS, schema
 
-    path = tmp_path / "community.db"
+    batch = full_batch()
+    rows = _sql._Rows(batch)
+    entries = [(row[0], f"e{row[0]}", *row[1:]) for row in rows.entries]
+    rows.entries = []
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         for step in MIGRATIONS[:2]:
             step(conn)
         conn.execute(schema.insert().values(version=2))
+        rows.write(conn)
+        for statement, found in _sql._moderation_rows(batch):
+            statement.run(conn, found)
+        marks = ", ".join("?" * len(entries[0]))
+        conn.exec_driver_sql(f"INSERT INTO ck_ledger VALUES ({marks})", entries)
     engine.dispose()
+
+
+def test_a_version_2_database_keeps_everything_when_migrated_to_version_3(
+    tmp_path: Path,
+) -> None:
+    fresh = SQLiteStore(tmp_path / "fresh.db")
+    fresh.open()
+    fresh.commit(full_batch())
+    expected = snapshot(fresh)
+    fresh.close()
+    path = tmp_path / "community.db"
+    _version_2_database(path)
     assert "ix_ck_ledger_member" in _indexes(path, "ck_ledger")
-    # the version-2 tables take a batch as they are (nothing else changed)
-    with sqlite3.connect(path) as conn:
-        conn.execute("DELETE FROM ck_schema")
-        conn.execute("INSERT INTO ck_schema VALUES (3)")
-    old = SQLiteStore(path)
-    old.open()
-    old.commit(full_batch())
-    before = snapshot(old)
-    old.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE ck_schema SET version = 2")
 
     store = SQLiteStore(path)
     store.open()
     try:
         assert store.schema_version() == 3
-        assert snapshot(store) == before
+        assert snapshot(store) == expected
         assert list(store.load_entries()) == sample_entries()
+        # and it goes on where it stood
+        with pytest.raises(StoreError, match=f"the next is e{len(sample_entries())}"):
+            store.commit(full_batch())
     finally:
         store.close()
     assert _version(path) == [(3,)]
-    assert "ix_ck_ledger_member" not in _indexes(path, "ck_ledger")
-    assert _indexes(path, "ck_ledger")  # the unique keys stay
+    assert _layout(path) == _layout(tmp_path / "fresh.db")
 
 
-def test_a_new_database_has_no_ledger_member_index(tmp_path: Path) -> None:
+def _layout(path: Path) -> list[tuple[str, str, str | None]]:
+    """Every table and index of a database, with its SQL."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "ORDER BY type, name"
+        )
+        return [(kind, name, sql) for kind, name, sql in rows]
+
+
+def test_a_new_database_has_the_version_3_ledger_and_states(tmp_path: Path) -> None:
     path = tmp_path / "community.db"
     store = SQLiteStore(path)
     store.open()
     store.close()
-    assert "ix_ck_ledger_member" not in _indexes(path, "ck_ledger")
+    with sqlite3.connect(path) as conn:
+        ledger_columns = [row[1] for row in conn.execute("PRAGMA table_info(ck_ledger)")]
+        states_sql = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'ck_member_states'"
+        ).fetchone()[0]
+    assert "entry_id" not in ledger_columns and "idempotency_key" in ledger_columns
+    assert _indexes(path, "ck_ledger") == {"sqlite_autoindex_ck_ledger_1"}  # the key's
+    assert "WITHOUT ROWID" in states_sql
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -124,8 +124,7 @@ links = sa.Table(
 ledger = sa.Table(
     "ck_ledger",
     METADATA,
-    sa.Column("seq", _SEQ, primary_key=True, autoincrement=False),  # e{seq}
-    sa.Column("entry_id", sa.String, nullable=False),
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=False),  # the entry id is e{seq}
     sa.Column("member", sa.String, nullable=False),
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("points", sa.BigInteger, nullable=False),
@@ -138,7 +137,6 @@ ledger = sa.Table(
     sa.Column("refers_to", sa.String, nullable=True),
     sa.Column("unrecovered", sa.BigInteger, nullable=False),
     sa.Column("lots", sa.Text, nullable=True),  # [["e3", 5], ...]; NULL when none
-    sa.UniqueConstraint("entry_id", name="uq_ck_ledger_entry_id"),
     sa.UniqueConstraint("idempotency_key", name="uq_ck_ledger_idempotency_key"),
 )
 
@@ -152,6 +150,8 @@ states = sa.Table(
     sa.Column("last_active_at", sa.String, nullable=True),
     sa.Column("messages", sa.BigInteger, nullable=False),
     sa.Column("reactions_received", sa.BigInteger, nullable=False),
+    # one B-tree keyed by member (SQLite; other databases ignore the option)
+    sqlite_with_rowid=False,
 )
 
 outbox = sa.Table(
@@ -233,19 +233,49 @@ _VERSION_1 = (
 )
 _VERSION_2 = ("ck_rule_states", "ck_group_members", "ck_invites", "ck_fallbacks", "ck_audit")
 
+# The tables as version 1 had them where a later version changed them (see the
+# module's docstring).
+_V1 = sa.MetaData()
 
-# Version 1 indexed the ledger by member; version 3 dropped the index (on a frozen
-# copy of the column, so that the current ``ledger`` table never carries it).
-_LEDGER_BY_MEMBER = sa.Index(
-    "ix_ck_ledger_member",
-    sa.Table("ck_ledger", sa.MetaData(), sa.Column("member", sa.String)).c.member,
+_ledger_v1 = sa.Table(
+    "ck_ledger",
+    _V1,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.String, nullable=False),
+    sa.Column("member", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.String, nullable=False),
+    sa.Column("idempotency_key", sa.String, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.String, nullable=True),
+    sa.Column("refers_to", sa.String, nullable=True),
+    sa.Column("unrecovered", sa.BigInteger, nullable=False),
+    sa.Column("lots", sa.Text, nullable=True),
+    sa.UniqueConstraint("entry_id", name="uq_ck_ledger_entry_id"),
+    sa.UniqueConstraint("idempotency_key", name="uq_ck_ledger_idempotency_key"),
+    sa.Index("ix_ck_ledger_member", "member"),
+)
+
+_states_v1 = sa.Table(
+    "ck_member_states",
+    _V1,
+    sa.Column("member_id", sa.String, primary_key=True),
+    sa.Column("tier", sa.String, nullable=False),
+    sa.Column("tier_since", sa.String, nullable=False),
+    sa.Column("below_since", sa.String, nullable=True),
+    sa.Column("last_active_at", sa.String, nullable=True),
+    sa.Column("messages", sa.BigInteger, nullable=False),
+    sa.Column("reactions_received", sa.BigInteger, nullable=False),
 )
 
 
 def _create_tables(conn: sa.Connection) -> None:
-    tables = [METADATA.tables[name] for name in _VERSION_1]
-    METADATA.create_all(conn, tables=tables, checkfirst=False)
-    _LEDGER_BY_MEMBER.create(conn)
+    tables = [_V1.tables.get(name, METADATA.tables[name]) for name in _VERSION_1]
+    for table in tables:
+        table.create(conn, checkfirst=False)
 
 
 def _add_moderation(conn: sa.Connection) -> None:
@@ -253,19 +283,42 @@ def _add_moderation(conn: sa.Connection) -> None:
     METADATA.create_all(conn, tables=tables, checkfirst=False)
 
 
-def _drop_ledger_member_index(conn: sa.Connection) -> None:
-    """Version 3: the ledger loses its index on ``member``.
+def _rebuild(conn: sa.Connection, old: sa.Table, new: sa.Table) -> None:
+    """Replace the table ``old`` by ``new`` (same name), keeping the rows' values of
+    the columns they share.
 
-    Nothing reads the ledger by member (a community loads its whole ledger when it
-    opens), and keeping the index up to date cost a third of each entry's insert.
+    The rows wait in a holding table while neither exists, so no two tables ever
+    carry the same constraint names (PostgreSQL keeps those schema-wide).
     """
-    _LEDGER_BY_MEMBER.drop(conn)
+    shared = [column.name for column in new.c if column.name in old.c]
+    holding = sa.Table(
+        f"{new.name}_rebuilding", sa.MetaData(), *(new.c[name]._copy() for name in shared)
+    )
+    holding.create(conn, checkfirst=False)
+    conn.execute(holding.insert().from_select(shared, sa.select(*(old.c[n] for n in shared))))
+    old.drop(conn, checkfirst=False)
+    new.create(conn, checkfirst=False)
+    conn.execute(new.insert().from_select(shared, sa.select(*holding.c)))
+    holding.drop(conn, checkfirst=False)
+
+
+def _leaner_ledger_and_states(conn: sa.Connection) -> None:
+    """Version 3: less to write for each entry and each member's state.
+
+    * The ledger loses ``entry_id`` (always ``e{seq}``, and uniquely indexed) and its
+      index on ``member`` (nothing reads the ledger by member: a community loads its
+      whole ledger when it opens). The two cost about half of each entry's insert.
+    * Member states are one B-tree keyed by member on SQLite (``WITHOUT ROWID``)
+      instead of a row table and an index of its key.
+    """
+    _rebuild(conn, _ledger_v1, ledger)
+    _rebuild(conn, _states_v1, states)
 
 
 Migration = Callable[[sa.Connection], None]
 
 #: Step ``i`` takes a database from version ``i`` to version ``i + 1``.
-MIGRATIONS: tuple[Migration, ...] = (_create_tables, _add_moderation, _drop_ledger_member_index)
+MIGRATIONS: tuple[Migration, ...] = (_create_tables, _add_moderation, _leaner_ledger_and_states)
 
 #: The newest schema version this code knows.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -226,7 +226,6 @@ _ENTRIES = _Bulk.insert(
     ledger,
     (
         "seq",
-        "entry_id",
         "member",
         "kind",
         "points",
@@ -490,7 +489,6 @@ class _Rows:
         self.entries: list[Row] = [
             (
                 int(entry.entry_id[1:]),
-                entry.entry_id,
                 entry.member,
                 entry.kind.value,
                 entry.points,
@@ -571,7 +569,7 @@ def _tags(text: str) -> frozenset[str]:
 
 def _entry(row: sa.Row[Any]) -> Entry:
     return Entry(
-        row.entry_id,
+        f"e{row.seq}",
         row.member,
         _KINDS[row.kind],
         row.points,
@@ -771,10 +769,10 @@ class SQLStore:
                 used: dict[str, str] = {}
                 wanted = [entry.idempotency_key for entry in batch.entries]
                 for chunk in _chunks(wanted):
-                    stmt = sa.select(ledger.c.idempotency_key, ledger.c.entry_id).where(
+                    stmt = sa.select(ledger.c.idempotency_key, ledger.c.seq).where(
                         ledger.c.idempotency_key.in_(chunk)
                     )
-                    used.update((row.idempotency_key, row.entry_id) for row in conn.execute(stmt))
+                    used.update((row.idempotency_key, f"e{row.seq}") for row in conn.execute(stmt))
                 for key in wanted:
                     if key in used:
                         return key_taken(key, used[key])

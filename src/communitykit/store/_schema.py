@@ -292,7 +292,9 @@ def _rebuild(conn: sa.Connection, old: sa.Table, new: sa.Table) -> None:
     """
     shared = [column.name for column in new.c if column.name in old.c]
     holding = sa.Table(
-        f"{new.name}_rebuilding", sa.MetaData(), *(new.c[name]._copy() for name in shared)
+        f"{new.name}_rebuilding",
+        sa.MetaData(),
+        *(sa.Column(name, new.c[name].type) for name in shared),
     )
     holding.create(conn, checkfirst=False)
     conn.execute(holding.insert().from_select(shared, sa.select(*(old.c[n] for n in shared))))

@@ -145,6 +145,40 @@ def test_a_version_2_database_keeps_everything_when_migrated_to_version_3(
     assert _layout(path) == _layout(tmp_path / "fresh.db")
 
 
+def test_a_migration_that_fails_half_way_leaves_the_store_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from communitykit.store import _schema
+
+    path = tmp_path / "community.db"
+    _version_2_database(path)
+    before = _layout(path)
+    with sqlite3.connect(path) as conn:
+        rows_before = conn.execute("SELECT * FROM ck_ledger ORDER BY seq").fetchall()
+
+    def rebuild_the_ledger_then_fail(conn: sa.Connection) -> None:
+        _schema._rebuild(conn, _schema._ledger_v1, _schema.ledger)
+        raise sa.exc.OperationalError("ALTER", {}, Exception("disk I/O error"))
+
+    steps = (*_schema.MIGRATIONS[:2], rebuild_the_ledger_then_fail)
+    monkeypatch.setattr(_sql, "MIGRATIONS", steps)
+    store = SQLiteStore(path)
+    with pytest.raises(StoreError, match="cannot open .*disk I/O error"):
+        store.open()
+    assert _version(path) == [(2,)]
+    assert _layout(path) == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT * FROM ck_ledger ORDER BY seq").fetchall() == rows_before
+
+    monkeypatch.undo()
+    again = SQLiteStore(path)
+    again.open()
+    try:
+        assert list(again.load_entries()) == sample_entries()
+    finally:
+        again.close()
+
+
 def _layout(path: Path) -> list[tuple[str, str, str | None]]:
     """Every table and index of a database, with its SQL."""
     with sqlite3.connect(path) as conn:

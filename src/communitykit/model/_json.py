@@ -449,7 +449,7 @@ class JSONRecord:
             writer = _JSON_WRITERS[cls] = _json_writer(cls)
         try:
             return writer(self)
-        except TypeError:  # a value of another type than its field's: the encoder says
+        except (TypeError, AttributeError):  # a value not of its field's type: the encoder says
             return _ENCODE(self.to_dict())
 
 
@@ -466,8 +466,12 @@ def _json_writer(cls: type) -> Callable[[Any], str]:
     written directly.
 
     Strings, integers and timestamps (most of an event) are written in place;
-    every other value goes through its codec and the encoder. The output is the
-    same text, byte for byte (a property test holds it to that).
+    every other value goes through its codec and the encoder. A run of required
+    string and timestamp fields is written as one sequence of pieces, without a
+    test for each: a value of another type (``None`` included) makes the string
+    writer or the timestamp raise, and :meth:`JSONRecord.to_json` then writes the
+    record through the encoder. The output is the same text, byte for byte (a
+    property test holds it to that).
     """
     namespace: dict[str, Any] = {
         "_thaw": _thaw,
@@ -476,6 +480,7 @@ def _json_writer(cls: type) -> Callable[[Any], str]:
         "I": int.__repr__,
         "T": iso_text,
     }
+    codecs = {spec.name: spec.codec for spec in field_specs(cls)}
 
     def value(n: int, encode: Callable[[Any], Any] | None) -> str:
         if encode is None:  # a str or an int: its own JSON
@@ -487,16 +492,47 @@ def _json_writer(cls: type) -> Callable[[Any], str]:
     def key(name: str, then: str = "") -> str:
         return repr(", " + _ENCODE(name) + ": " + then)
 
-    lines = [
-        "def to_json(self):",
-        f"    out = [{'{' + _ENCODE(_TYPE) + ': '!r} + S(self.TYPE)]",
-        *_field_lines(
-            cls,
-            namespace,
-            value,
-            put=lambda name, text: f"out.append({key(name)} + {text})",
-            null=lambda name: f"out.append({key(name, 'null')})",
-        ),
+    # the pieces of a run of fields written unconditionally: literal text, or code
+    run: list[tuple[bool, str]] = [(True, "{" + _ENCODE(_TYPE) + ": "), (False, "S(self.TYPE)")]
+    lines = ["def to_json(self):", "    out = []"]
+
+    def literal(text: str) -> None:
+        if run and run[-1][0]:
+            run[-1] = (True, run[-1][1] + text)
+        else:
+            run.append((True, text))
+
+    def flush() -> None:
+        if run:
+            pieces = ", ".join(repr(text) if is_text else text for is_text, text in run)
+            lines.append(f"    out += ({pieces},)")
+            run.clear()
+
+    for n, (name, encode, has_default, default) in enumerate(_write_plan(cls)):
+        namespace[f"e{n}"] = encode
+        namespace[f"d{n}"] = default
+        if not has_default and isinstance(codecs[name], _Str):
+            literal(", " + _ENCODE(name) + ": ")
+            run.append((False, f"S(self.{name})"))
+            continue
+        if not has_default and getattr(encode, "__func__", None) is _DateTime.encode:
+            literal(", " + _ENCODE(name) + ': "')
+            run.append((False, f"T(self.{name})"))
+            literal('"')
+            continue
+        flush()
+        text = value(n, encode)
+        lines.append(f"    v = self.{name}")
+        if not has_default:
+            lines.append(f"    if v is None: out.append({key(name, 'null')})")
+            lines.append(f"    else: out.append({key(name)} + {text})")
+        elif default is None:
+            lines.append(f"    if v is not None: out.append({key(name)} + {text})")
+        else:
+            lines.append(f"    if v is None: out.append({key(name, 'null')})")
+            lines.append(f"    elif v != d{n}: out.append({key(name)} + {text})")
+    flush()
+    lines += [
         "    if self.extra:",
         "        for key, value in self.extra.items():",
         "            out.append(', ' + S(key) + ': ' + E(_thaw(value)))",

@@ -563,6 +563,8 @@ _NO_TAGS: frozenset[str] = frozenset()
 
 def _tags(text: str) -> frozenset[str]:
     """Most members have no tags: they share one empty set (an empty frozenset is 216 B)."""
+    if text == "[]":
+        return _NO_TAGS
     tags = json.loads(text)
     return frozenset(tags) if tags else _NO_TAGS
 
@@ -1025,7 +1027,9 @@ class SQLStore:
     def _rows(self, engine: sa.Engine, stmt: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
         try:
             with engine.connect() as conn:
-                yield from conn.execute(stmt)
+                # a thousand rows a fetch, handed on from a list (not fetched one by one)
+                for rows in conn.execute(stmt).partitions():
+                    yield from rows
         except sa.exc.SQLAlchemyError as exc:
             raise self._read_error(exc) from exc
 

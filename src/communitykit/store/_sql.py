@@ -18,6 +18,7 @@ import functools
 import importlib
 import itertools
 import json
+import operator
 import os
 import sys
 import weakref
@@ -569,36 +570,53 @@ def _tags(text: str) -> frozenset[str]:
     return frozenset(tags) if tags else _NO_TAGS
 
 
-def _entry(row: sa.Row[Any]) -> Entry:
+# The columns each loader reads, in the order its row is unpacked (by position:
+# a quarter of the time of reading them by name).
+_ENTRY_COLUMNS = (
+    *("seq", "member", "kind", "points", "reason", "at", "idempotency_key", "amount"),
+    *("expires_at", "refers_to", "unrecovered", "lots"),
+)
+_STATE_COLUMNS = (
+    *("member_id", "tier", "tier_since", "below_since", "last_active_at", "messages"),
+    "reactions_received",
+)
+_MEMBER_COLUMNS = (
+    *("member_id", "display_name", "joined_at", "left_at", "role", "status", "tags"),
+    "paid_until",
+)
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    seq, member, kind, points, reason, at, key, amount, expires, refers, unrecovered, lots = row
     return Entry(
-        f"e{row.seq}",
-        row.member,
-        _KINDS[row.kind],
-        row.points,
-        _shared(row.reason),
-        _instant(row.at),
-        row.idempotency_key,
-        row.amount,
-        None if row.expires_at is None else _instant(row.expires_at),
-        row.refers_to,
-        row.unrecovered,
-        () if row.lots is None else tuple((lot, points) for lot, points in json.loads(row.lots)),
+        f"e{seq}",
+        member,
+        _KINDS[kind],
+        points,
+        _shared(reason),
+        _instant(at),
+        key,
+        amount,
+        None if expires is None else _instant(expires),
+        refers,
+        unrecovered,
+        () if lots is None else tuple((lot, part) for lot, part in json.loads(lots)),
     )
 
 
-def _member(member_id: str, rows: Iterable[sa.Row[Any]]) -> Member:
+def _member(member_id: str, rows: Iterable[Sequence[Any]]) -> Member:
     found = list(rows)
-    first = found[0]
+    _, name, joined_at, left_at, role, status, tags, paid_until = found[0][:8]
     return Member(
         member_id=member_id,
-        identities=tuple(PlatformIdentity(_shared(row.platform), row.user_id) for row in found),
-        display_name=first.display_name,
-        joined_at=_datetime(first.joined_at),
-        left_at=_datetime(first.left_at),
-        role=first.role,
-        status=first.status,
-        tags=_tags(first.tags),
-        paid_until=None if first.paid_until is None else date.fromisoformat(first.paid_until),
+        identities=tuple(PlatformIdentity(_shared(row[8]), row[9]) for row in found),
+        display_name=name,
+        joined_at=_datetime(joined_at),
+        left_at=_datetime(left_at),
+        role=role,
+        status=status,
+        tags=_tags(tags),
+        paid_until=None if paid_until is None else date.fromisoformat(paid_until),
     )
 
 
@@ -612,15 +630,16 @@ def _link(row: sa.Row[Any]) -> IdentityLink:
     )
 
 
-def _state(row: sa.Row[Any]) -> MemberState:
+def _state(row: Sequence[Any]) -> MemberState:
+    member_id, tier, since, below_since, last_active_at, messages, reactions = row
     return MemberState(
-        member_id=row.member_id,
-        tier=_shared(row.tier),
-        tier_since=_instant(row.tier_since),
-        below_since=_datetime(row.below_since),
-        last_active_at=_datetime(row.last_active_at),
-        messages=row.messages,
-        reactions_received=row.reactions_received,
+        member_id=member_id,
+        tier=_shared(tier),
+        tier_since=_instant(since),
+        below_since=_datetime(below_since),
+        last_active_at=_datetime(last_active_at),
+        messages=messages,
+        reactions_received=reactions,
     )
 
 
@@ -836,14 +855,18 @@ class SQLStore:
     def load_members(self) -> Iterator[Member]:
         """Every member not merged away, with their identities (by member id)."""
         stmt = (
-            sa.select(members, identities.c.platform, identities.c.user_id)
+            sa.select(
+                *(members.c[name] for name in _MEMBER_COLUMNS),
+                identities.c.platform,
+                identities.c.user_id,
+            )
             .join(identities, identities.c.member_id == members.c.member_id)
             .order_by(members.c.member_id, identities.c.position)
         )
         rows = self._stream(stmt)
         return (
             _member(member_id, group)
-            for member_id, group in itertools.groupby(rows, key=lambda row: row.member_id)
+            for member_id, group in itertools.groupby(rows, key=operator.itemgetter(0))
         )
 
     def load_links(self) -> Iterator[IdentityLink]:
@@ -852,11 +875,13 @@ class SQLStore:
 
     def load_entries(self) -> Iterator[Entry]:
         """Every ledger entry, in ledger order (entry ids ``e0``, ``e1``, ...)."""
-        return map(_entry, self._stream(sa.select(ledger).order_by(ledger.c.seq)))
+        columns = (ledger.c[name] for name in _ENTRY_COLUMNS)
+        return map(_entry, self._stream(sa.select(*columns).order_by(ledger.c.seq)))
 
     def load_states(self) -> Iterator[MemberState]:
         """Every member state, by member id."""
-        return map(_state, self._stream(sa.select(states).order_by(states.c.member_id)))
+        columns = (states.c[name] for name in _STATE_COLUMNS)
+        return map(_state, self._stream(sa.select(*columns).order_by(states.c.member_id)))
 
     def get_meta(self, key: str) -> str | None:
         value = self._scalar(sa.select(meta.c.value).where(meta.c.key == key))

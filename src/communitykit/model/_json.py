@@ -521,16 +521,15 @@ def _json_writer(cls: type) -> Callable[[Any], str]:
             literal('"')
             continue
         flush()
-        text = value(n, encode)
-        lines.append(f"    v = self.{name}")
-        if not has_default:
-            lines.append(f"    if v is None: out.append({key(name, 'null')})")
-            lines.append(f"    else: out.append({key(name)} + {text})")
-        elif default is None:
-            lines.append(f"    if v is not None: out.append({key(name)} + {text})")
-        else:
-            lines.append(f"    if v is None: out.append({key(name, 'null')})")
-            lines.append(f"    elif v != d{n}: out.append({key(name)} + {text})")
+        lines += _field_code(
+            n,
+            name,
+            value(n, encode),
+            has_default=has_default,
+            default=default,
+            put=lambda name, text: f"out.append({key(name)} + {text})",
+            null=lambda name: f"out.append({key(name, 'null')})",
+        )
     flush()
     lines += [
         "    if self.extra:",
@@ -565,16 +564,37 @@ def _field_lines(
         namespace[f"e{n}"] = encode
         namespace[f"d{n}"] = default
         text = value(n, encode)
-        lines.append(f"    v = self.{name}")
-        if not has_default:
-            lines.append(f"    if v is None: {null(name)}")
-            lines.append(f"    else: {put(name, text)}")
-        elif default is None:
-            lines.append(f"    if v is not None: {put(name, text)}")
-        else:
-            lines.append(f"    if v is None: {null(name)}")
-            lines.append(f"    elif v != d{n}: {put(name, text)}")
+        lines += _field_code(
+            n, name, text, has_default=has_default, default=default, put=put, null=null
+        )
     return lines
+
+
+def _field_code(
+    n: int,
+    name: str,
+    text: str,
+    *,
+    has_default: bool,
+    default: object,
+    put: Callable[[str, str], str],
+    null: Callable[[str], str],
+) -> list[str]:
+    """The source lines writing field ``n`` (``name``), whose value ``v`` is written
+    by the expression ``text``; see :func:`_field_lines`."""
+    if not has_default:
+        return [
+            f"    v = self.{name}",
+            f"    if v is None: {null(name)}",
+            f"    else: {put(name, text)}",
+        ]
+    if default is None:
+        return [f"    v = self.{name}", f"    if v is not None: {put(name, text)}"]
+    return [
+        f"    v = self.{name}",
+        f"    if v is None: {null(name)}",
+        f"    elif v != d{n}: {put(name, text)}",
+    ]
 
 
 # per record class: (field, encoder or None when the value is its own JSON, has a

@@ -163,7 +163,7 @@ def test_a_migration_that_fails_half_way_leaves_the_store_as_it_was(
     steps = (*_schema.MIGRATIONS[:2], rebuild_the_ledger_then_fail)
     monkeypatch.setattr(_sql, "MIGRATIONS", steps)
     store = SQLiteStore(path)
-    with pytest.raises(StoreError, match="cannot open .*disk I/O error"):
+    with pytest.raises(StoreError, match=r"cannot open .*disk I/O error"):
         store.open()
     assert _version(path) == [(2,)]
     assert _layout(path) == before

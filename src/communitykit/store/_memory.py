@@ -91,14 +91,16 @@ class MemoryStore:
         first = check_batch(batch, url)
         if first is not None and first != len(self._entries):
             raise refuse(url, out_of_sequence(batch.entries[0].entry_id, len(self._entries)))
-        for event in batch.events:
-            if (event.platform, event.event_id) in self._event_keys:
-                raise refuse(url, already_stored(event.platform, event.event_id))
-        for entry in batch.entries:
-            if entry.idempotency_key in self._keys:
-                raise refuse(
-                    url, key_taken(entry.idempotency_key, self._keys[entry.idempotency_key])
-                )
+        event_keys = [(event.platform, event.event_id) for event in batch.events]
+        if not self._event_keys.isdisjoint(event_keys):  # find the first, to name it
+            for platform, event_id in event_keys:
+                if (platform, event_id) in self._event_keys:
+                    raise refuse(url, already_stored(platform, event_id))
+        entry_keys = [entry.idempotency_key for entry in batch.entries]
+        if not self._keys.keys().isdisjoint(entry_keys):
+            for key in entry_keys:
+                if key in self._keys:
+                    raise refuse(url, key_taken(key, self._keys[key]))
         for action in batch.actions:
             if action.action_id in self._positions:
                 raise refuse(url, already_in_outbox(action.action_id))
@@ -111,7 +113,7 @@ class MemoryStore:
 
         # Everything checked: nothing below can fail.
         self._events.extend(batch.events)
-        self._event_keys.update((e.platform, e.event_id) for e in batch.events)
+        self._event_keys.update(event_keys)
         for member_id in touched:
             old = self._members.pop(member_id, None)
             if old is not None:
@@ -124,7 +126,7 @@ class MemoryStore:
                 self._owners[identity] = member_id
         self._links.extend(batch.links)
         self._entries.extend(batch.entries)
-        self._keys.update((e.idempotency_key, e.entry_id) for e in batch.entries)
+        self._keys.update(zip(entry_keys, (e.entry_id for e in batch.entries), strict=True))
         self._states.update(batch.states)
         created_at = batch.created_at
         for action in batch.actions:

@@ -98,9 +98,9 @@ class MemoryStore:
                     raise refuse(url, already_stored(platform, event_id))
         entry_keys = [entry.idempotency_key for entry in batch.entries]
         if not self._keys.keys().isdisjoint(entry_keys):
-            for key in entry_keys:
-                if key in self._keys:
-                    raise refuse(url, key_taken(key, self._keys[key]))
+            for taken in entry_keys:
+                if taken in self._keys:
+                    raise refuse(url, key_taken(taken, self._keys[taken]))
         for action in batch.actions:
             if action.action_id in self._positions:
                 raise refuse(url, already_in_outbox(action.action_id))

@@ -3,7 +3,10 @@ adapter (with a journal), feeding a recorded event log in batches and
 delivering after each. Killed with SIGKILL at any moment and started again, it
 must deliver every action exactly once and never award points twice.
 
-Usage: python crash_worker.py WORKDIR
+Usage: python crash_worker.py WORKDIR [inline|writer]
+
+``writer``: every batch, however small, is written by the SQLite store's writer
+process (as large batches are), so a kill also lands while it holds a batch.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from communitykit import (
     event_from_json,
     parse_config,
 )
+from communitykit.store import SQLiteStore
 
 BATCH = 20
 
@@ -63,9 +67,13 @@ message_daily_cap = 100000
 """
 
 
-async def run(workdir: Path) -> None:
+async def run(workdir: Path, mode: str) -> None:
     app = CommunityApp(parse_config(config_text(workdir)), rules=[Echo()])
     app.open()
+    if mode == "writer":
+        store = app.store
+        assert isinstance(store, SQLiteStore)
+        store._writer_rows = 1
     events = [
         event_from_json(line)
         for line in (workdir / "events.jsonl").read_text(encoding="utf-8").splitlines()
@@ -83,4 +91,4 @@ async def run(workdir: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(Path(sys.argv[1])))
+    asyncio.run(run(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "inline"))

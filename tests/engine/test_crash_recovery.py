@@ -15,6 +15,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from communitykit import MessagePosted
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -40,9 +42,9 @@ def write_events(path: Path) -> list[MessagePosted]:
     return events
 
 
-def start(workdir: Path) -> subprocess.Popen[bytes]:
+def start(workdir: Path, mode: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(workdir)],
+        [sys.executable, str(WORKER), str(workdir), mode],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
@@ -69,13 +71,14 @@ def wait_for_progress(proc: subprocess.Popen[bytes], workdir: Path, at_least: in
     raise AssertionError("the worker made no progress in 120 s")
 
 
-def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["inline", "writer"])
+def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(tmp_path: Path, mode: str) -> None:
     events = write_events(tmp_path / "events.jsonl")
     rng = random.Random(20260301)
     kills = 0
     target = 0
     while kills < 6:
-        proc = start(tmp_path)
+        proc = start(tmp_path, mode)
         target += rng.randrange(20, 50)
         if not wait_for_progress(proc, tmp_path, target):
             proc.communicate()
@@ -86,7 +89,7 @@ def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(tmp_path: Path)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
         kills += 1
-    final = start(tmp_path)
+    final = start(tmp_path, mode)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()
     assert progress(tmp_path) == "done"

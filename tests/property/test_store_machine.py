@@ -410,3 +410,15 @@ class StoreMachine(RuleBasedStateMachine):
 
 StoreMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=25)
 TestStoreMachine = StoreMachine.TestCase
+
+
+class WriterStoreMachine(StoreMachine):
+    """The same, with every commit written by the store's writer process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store._writer_rows = 1
+
+
+WriterStoreMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=25)
+TestWriterStoreMachine = WriterStoreMachine.TestCase

@@ -102,17 +102,17 @@ def _version_2_database(path: Path) -> None:
     from communitykit.store._schema import MIGRATIONS, schema
 
     batch = full_batch()
-    rows = _sql._Rows(batch)
-    entries = [(row[0], f"e{row[0]}", *row[1:]) for row in rows.entries]
-    rows.entries = []
+    entries: list[tuple[object, ...]] = []
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         for step in MIGRATIONS[:2]:
             step(conn)
         conn.execute(schema.insert().values(version=2))
-        rows.write(conn)
-        for statement, found in _sql._moderation_rows(batch):
-            statement.run(conn, found)
+        for statement, rows in _sql._steps(batch):
+            if statement is _sql._ENTRIES:
+                entries += [(row[0], f"e{row[0]}", *row[1:]) for row in rows]
+            else:
+                statement.run(conn, rows)
         marks = ", ".join("?" * len(entries[0]))
         conn.exec_driver_sql(f"INSERT INTO ck_ledger VALUES ({marks})", entries)
     engine.dispose()

@@ -35,7 +35,8 @@ def open_store(url: str) -> Store:
 
     ``memory://`` gives a :class:`MemoryStore`; ``sqlite:///<path>`` a
     :class:`SQLiteStore` on that file (relative paths are taken from the current
-    directory; ``sqlite:////abs/path`` for an absolute one). PostgreSQL is not
+    directory; ``sqlite:////abs/path`` for an absolute one; ``?writer=inline`` to
+    write every batch from this process, see :class:`SQLStore`). PostgreSQL is not
     supported yet. Raises :class:`StoreError` for anything else; no message ever
     shows a password from the URL.
     """
@@ -50,8 +51,8 @@ def open_store(url: str) -> Store:
         store = MemoryStore()
     elif backend == "sqlite":
         # Read as SQLAlchemy reads it: sqlite:///relative.db, sqlite:////absolute.db.
-        database = _parse(url).database
-        store = SQLiteStore(database or ":memory:")
+        parsed = _parse(url)
+        store = SQLiteStore(parsed.database or ":memory:", writer_process=_writer_choice(parsed))
     elif backend in ("postgresql", "postgres"):
         raise StoreError(
             f"PostgreSQL support is not installed yet (store {_hidden(url)}); "
@@ -82,3 +83,25 @@ def _hidden(url: str) -> str:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url.partition("://")[0] + "://..."
+
+
+_WRITER_CHOICES = {"process": True, "inline": False}
+
+
+def _writer_choice(url: sa.URL) -> bool:
+    """Whether large batches go through a writer process: ``?writer=process`` (the
+    default) or ``?writer=inline``; any other option of the URL is refused."""
+    options = dict(url.query)
+    unknown = sorted(set(options) - {"writer"})
+    if unknown:
+        raise StoreError(
+            f"unknown option {unknown[0]!r} in the store URL {_hidden(str(url))}: "
+            "a SQLite store takes only writer=process or writer=inline"
+        )
+    choice = options.get("writer", "process")
+    if not isinstance(choice, str) or choice not in _WRITER_CHOICES:
+        raise StoreError(
+            f"the store URL {_hidden(str(url))} has writer={choice!r}: "
+            "expected writer=process or writer=inline"
+        )
+    return _WRITER_CHOICES[choice]

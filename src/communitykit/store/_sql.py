@@ -81,7 +81,7 @@ from communitykit.store._schema import (
     states,
 )
 
-__all__ = ["SQLStore", "SQLiteStore"]
+__all__ = ["WRITER_ROWS", "SQLStore", "SQLiteStore"]
 
 T = TypeVar("T")
 
@@ -89,6 +89,10 @@ T = TypeVar("T")
 _YIELD_PER = 1000
 #: Values bound in one ``IN (...)`` list.
 _CHUNK = 500
+#: A batch of at least this many rows (events, entries, states, ...) goes through
+#: the writer process (on a SQLite file): below about 500 (200 events), handing
+#: the rows to another process costs more than it saves.
+WRITER_ROWS = 1000
 
 #: Pools that give every checkout the same connection.
 _SHARED_POOLS = (sa.pool.SingletonThreadPool, sa.pool.StaticPool)
@@ -148,33 +152,39 @@ class _Bulk:
             return None
         return str(compiled), None
 
+    def plan(self, dialect: sa.Dialect) -> _Plan | None:
+        """The SQL and parameter order for ``dialect``; None when rows need ``execute``."""
+        if dialect not in self._plans:
+            self._plans[dialect] = self._plan(dialect)
+        return self._plans[dialect]
+
+    def driver(self, dialect: sa.Dialect, rows: list[Row]) -> tuple[str, Sequence[Any]] | None:
+        """The SQL and the parameters for the driver's ``executemany`` of ``rows``;
+        None when the rows must go through SQLAlchemy's ``execute``."""
+        plan = self.plan(dialect)
+        if plan is None:
+            return None
+        sql, order = plan
+        if order is None:
+            return sql, [dict(zip(self._names, row, strict=True)) for row in rows]
+        if order == tuple(range(len(self._names))):
+            return sql, rows
+        return sql, [tuple(row[i] for i in order) for row in rows]
+
     def run(self, conn: sa.Connection, rows: list[Row]) -> None:
         if not rows:
             return
-        dialect = conn.dialect
-        if dialect not in self._plans:
-            self._plans[dialect] = self._plan(dialect)
-        plan = self._plans[dialect]
-        names = self._names
-        if plan is None:
+        call = self.driver(conn.dialect, rows)
+        if call is None:
+            names = self._names
             conn.execute(self._stmt, [dict(zip(names, row, strict=True)) for row in rows])
             return
-        sql, order = plan
-        params: Sequence[Any]
-        if order is None:
-            params = [dict(zip(names, row, strict=True)) for row in rows]
-        elif order == tuple(range(len(names))):
-            params = rows
-        else:
-            params = [tuple(row[i] for i in order) for row in rows]
-        _executemany(conn, sql, params)
+        _executemany(conn, *call)
 
     def fetch(self, conn: sa.Connection, row: Row) -> list[Row]:
         """Run the statement (a SELECT) once with the values ``row``; its rows."""
         dialect = conn.dialect
-        if dialect not in self._plans:
-            self._plans[dialect] = self._plan(dialect)
-        plan = self._plans[dialect]
+        plan = self.plan(dialect)
         if plan is None:
             params = dict(zip(self._names, row, strict=True))
             return [tuple(found) for found in conn.execute(self._stmt, params)]
@@ -266,6 +276,14 @@ class _Upsert:
             )
             self._native[name] = _Bulk(stmt, names)
 
+    def plan(self, dialect: sa.Dialect) -> _Plan | None:
+        native = self._native.get(dialect.name)
+        return None if native is None else native.plan(dialect)
+
+    def driver(self, dialect: sa.Dialect, rows: list[Row]) -> tuple[str, Sequence[Any]] | None:
+        native = self._native.get(dialect.name)
+        return None if native is None else native.driver(dialect, rows)
+
     def run(self, conn: sa.Connection, rows: list[Row]) -> None:
         if not rows:
             return
@@ -336,7 +354,7 @@ _AUDIT = _Bulk.insert(
 _SEP = "\x1f"
 
 
-def _moderation_rows(batch: Batch) -> list[tuple[Any, list[Row]]]:
+def _moderation_rows(batch: Batch) -> list[tuple[_Bulk | _Upsert, list[Row]]]:
     """The moderation part of a batch, as (statement, rows) in the order to run."""
     kept, forgotten = [], []
     for (rule, member_id), state in batch.rule_states.items():
@@ -427,36 +445,28 @@ def _lots(lots: tuple[tuple[str, int], ...]) -> str | None:
     return _json([[lot, points] for lot, points in lots]) if lots else None
 
 
-class _Rows:
-    """A batch as the rows to write, prepared before the transaction starts."""
+_Statement = _Bulk | _Upsert
 
-    __slots__ = (
-        "entries",
-        "events",
-        "identities",
-        "links",
-        "members",
-        "meta",
-        "outbox",
-        "states",
-        "touched",
-    )
+#: Events (with as many ledger entries and member states) turned into rows at a
+#: time: a batch's rows are built while the writer process inserts the ones before.
+_STEP = 100
 
-    def __init__(self, batch: Batch) -> None:
-        self.events: list[Row] = [
-            (
-                event.platform,
-                event.event_id,
-                event.TYPE,
-                epoch_us(event.at),
-                event.user,
-                event.group,
-                event.to_json(),
-            )
-            for event in batch.events
-        ]
-        self.touched: list[Row] = [(m,) for m in (*batch.members, *sorted(batch.removed_members))]
-        self.members: list[Row] = [
+
+def _steps(batch: Batch) -> Iterator[tuple[_Statement, list[Row]]]:
+    """The batch as ``(statement, rows)`` in an order that keeps the tables'
+    constraints, each step's rows built when it is asked for (an empty list where a
+    table has nothing to write).
+
+    Events, ledger entries and member states come in slices of the same share of
+    each: rows that are quick to build and slow to insert (entries, states) mixed
+    with ones that are slow to build (events, for their JSON).
+    """
+    touched: list[Row] = [(m,) for m in (*batch.members, *sorted(batch.removed_members))]
+    yield _DELETE_IDENTITIES, touched
+    yield _DELETE_MEMBERS, touched
+    yield (
+        _MEMBERS,
+        [
             (
                 member.member_id,
                 member.display_name,
@@ -468,13 +478,19 @@ class _Rows:
                 None if member.paid_until is None else member.paid_until.isoformat(),
             )
             for member in batch.members.values()
-        ]
-        self.identities: list[Row] = [
+        ],
+    )
+    yield (
+        _IDENTITIES,
+        [
             (identity.platform, identity.user_id, member.member_id, position)
             for member in batch.members.values()
             for position, identity in enumerate(member.identities)
-        ]
-        self.links: list[Row] = [
+        ],
+    )
+    yield (
+        _LINKS,
+        [
             (
                 link.identity.platform,
                 link.identity.user_id,
@@ -486,43 +502,69 @@ class _Rows:
                 link.provenance.note,
             )
             for link in batch.links
-        ]
-        self.entries: list[Row] = [
-            (
-                int(entry.entry_id[1:]),
-                entry.member,
-                entry.kind.value,
-                entry.points,
-                entry.reason,
-                epoch_us(entry.at),
-                iso_text(entry.at),
-                entry.idempotency_key,
-                entry.amount,
-                None if entry.expires_at is None else iso_text(entry.expires_at),
-                entry.refers_to,
-                entry.unrecovered,
-                _lots(entry.lots) if entry.lots else None,
-            )
-            for entry in batch.entries
-        ]
-        self.states: list[Row] = [
-            (
-                state.member_id,
-                state.tier,
-                iso_text(state.tier_since),
-                _iso(state.below_since),
-                _iso(state.last_active_at),
-                state.messages,
-                state.reactions_received,
-            )
-            for state in batch.states.values()
-        ]
-        self.outbox: list[Row] = []
-        if batch.actions:
-            created = batch.created_at
-            assert created is not None  # check_batch made sure
-            created_at, created_us = created.isoformat(), to_us(created)
-            self.outbox = [
+        ],
+    )
+    found, entries, changed = batch.events, batch.entries, list(batch.states.values())
+    slices = max(1, -(-max(len(found), len(entries), len(changed)) // _STEP))
+    for k in range(slices):
+        yield (
+            _ENTRIES,
+            [
+                (
+                    int(entry.entry_id[1:]),
+                    entry.member,
+                    entry.kind.value,
+                    entry.points,
+                    entry.reason,
+                    epoch_us(entry.at),
+                    iso_text(entry.at),
+                    entry.idempotency_key,
+                    entry.amount,
+                    None if entry.expires_at is None else iso_text(entry.expires_at),
+                    entry.refers_to,
+                    entry.unrecovered,
+                    _lots(entry.lots) if entry.lots else None,
+                )
+                for entry in _slice(entries, k, slices)
+            ],
+        )
+        yield (
+            _STATES,
+            [
+                (
+                    state.member_id,
+                    state.tier,
+                    iso_text(state.tier_since),
+                    _iso(state.below_since),
+                    _iso(state.last_active_at),
+                    state.messages,
+                    state.reactions_received,
+                )
+                for state in _slice(changed, k, slices)
+            ],
+        )
+        yield (
+            _EVENTS,
+            [
+                (
+                    event.platform,
+                    event.event_id,
+                    event.TYPE,
+                    epoch_us(event.at),
+                    event.user,
+                    event.group,
+                    event.to_json(),
+                )
+                for event in _slice(found, k, slices)
+            ],
+        )
+    if batch.actions:
+        created = batch.created_at
+        assert created is not None  # check_batch made sure
+        created_at, created_us = created.isoformat(), to_us(created)
+        yield (
+            _OUTBOX,
+            [
                 (
                     action.action_id,
                     action.platform,
@@ -535,21 +577,42 @@ class _Rows:
                     created_us,
                 )
                 for action in batch.actions
-            ]
-        self.meta: list[Row] = list(batch.meta.items())
+            ],
+        )
+    if batch.meta:
+        yield _DELETE_META, [(key,) for key in batch.meta]
+        yield _META, list(batch.meta.items())
+    if batch.rule_states or batch.group_members or batch.invites or batch.audit or batch.fallbacks:
+        yield from _moderation_rows(batch)
 
-    def write(self, conn: sa.Connection) -> None:
-        _EVENTS.run(conn, self.events)
-        _DELETE_IDENTITIES.run(conn, self.touched)
-        _DELETE_MEMBERS.run(conn, self.touched)
-        _MEMBERS.run(conn, self.members)
-        _IDENTITIES.run(conn, self.identities)
-        _LINKS.run(conn, self.links)
-        _ENTRIES.run(conn, self.entries)
-        _STATES.run(conn, self.states)
-        _OUTBOX.run(conn, self.outbox)
-        _DELETE_META.run(conn, [(row[0],) for row in self.meta])
-        _META.run(conn, self.meta)
+
+def _slice(values: Sequence[T], k: int, slices: int) -> Sequence[T]:
+    """The ``k``-th of ``slices`` nearly equal consecutive slices of ``values``."""
+    size = len(values)
+    return values[k * size // slices : (k + 1) * size // slices]
+
+
+#: Every statement a commit may run.
+_WRITES: tuple[_Statement, ...] = (
+    _EVENTS,
+    _DELETE_IDENTITIES,
+    _DELETE_MEMBERS,
+    _MEMBERS,
+    _IDENTITIES,
+    _LINKS,
+    _ENTRIES,
+    _STATES,
+    _OUTBOX,
+    _DELETE_META,
+    _META,
+    _DELETE_RULE_STATES,
+    _RULE_STATES,
+    _DELETE_GROUP_MEMBERS,
+    _GROUP_MEMBERS,
+    _INVITES,
+    _FALLBACKS,
+    _AUDIT,
+)
 
 
 # Strings read back from rows are new objects each time; a million members would
@@ -661,11 +724,16 @@ class SQLStore:
 
     ``url`` (the attribute) is the URL with any password replaced by ``***``; it
     is what every error message names.
+
+    ``writer_process``: on a SQLite file, a batch of at least :data:`WRITER_ROWS`
+    rows is written by a child process (started at the first such batch, stopped
+    by :meth:`close`) while this one builds the rows, in one transaction all the
+    same. False: every batch is written from this process.
     """
 
     url: str
 
-    def __init__(self, url: str | sa.URL) -> None:
+    def __init__(self, url: str | sa.URL, *, writer_process: bool = True) -> None:
         try:
             self._sa_url = sa.make_url(url)
         except sa.exc.ArgumentError:
@@ -677,6 +745,10 @@ class SQLStore:
         self.url = self._sa_url.render_as_string(hide_password=True)
         self._engine: sa.Engine | None = None
         self._checkpointer: _sqlite.Checkpointer | None = None
+        self._writer_wanted = writer_process
+        self._writer: _sqlite.WriterProcess | None = None
+        self._writer_plans: bool | None = None
+        self._writer_rows = WRITER_ROWS
         self._version = 0
 
     def __repr__(self) -> str:
@@ -704,11 +776,16 @@ class SQLStore:
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._checkpointer = _sqlite.Checkpointer(engine)
             self._checkpointer.start()
+            if self._writer_wanted:
+                self._writer = _sqlite.WriterProcess(os.path.abspath(engine.url.database))
 
     def close(self) -> None:
         """Release connections. Idempotent."""
         engine, self._engine = self._engine, None
         checkpointer, self._checkpointer = self._checkpointer, None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
         if checkpointer is not None:
             checkpointer.stop()
         if engine is not None:
@@ -748,37 +825,78 @@ class SQLStore:
         first = check_batch(batch, self.url)
         if not len(batch):
             return
-        rows = _Rows(batch)
-        moderation = (
-            _moderation_rows(batch)
-            if batch.rule_states
-            or batch.group_members
-            or batch.invites
-            or batch.audit
-            or batch.fallbacks
-            else None
-        )
+        writer = self._writer
+        if (
+            writer is not None
+            and len(batch) >= self._writer_rows
+            and self._writer_can(engine.dialect)
+        ):
+            self._commit_through(writer, engine, batch, first)
+            return
+        steps = [(statement, rows) for statement, rows in _steps(batch) if rows]
         try:
             with self._writing(engine) as conn:
                 if first is not None:
                     expected = self._next_position(conn)
                     if first != expected:
                         raise refuse(self.url, out_of_sequence(batch.entries[0].entry_id, expected))
-                rows.write(conn)
-                if moderation:
-                    for statement, found in moderation:
-                        statement.run(conn, found)
+                for statement, rows in steps:
+                    statement.run(conn, rows)
         except sa.exc.IntegrityError as exc:
-            raise refuse(self.url, self._diagnose(engine, batch, exc)) from exc
+            raise refuse(self.url, self._diagnose(engine, batch, self._reason(exc))) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise refuse(self.url, self._reason(exc)) from exc
+
+    def _writer_can(self, dialect: sa.Dialect) -> bool:
+        """Whether every statement of a commit can go to the driver as plain rows."""
+        if self._writer_plans is None:
+            self._writer_plans = all(s.plan(dialect) is not None for s in _WRITES) and (
+                _LAST_POSITION.plan(dialect) is not None
+            )
+        return self._writer_plans
+
+    def _commit_through(
+        self, writer: _sqlite.WriterProcess, engine: sa.Engine, batch: Batch, first: int | None
+    ) -> None:
+        """:meth:`commit` with the statements run by the writer process, each step's
+        rows sent while the next ones are built."""
+        dialect = engine.dialect
+
+        def requests() -> Iterator[tuple[str, str, Any]]:
+            if first is not None:
+                plan = _LAST_POSITION.plan(dialect)
+                assert plan is not None  # _writer_can made sure
+                yield ("expect", plan[0], first)
+            for statement, rows in _steps(batch):
+                if rows:
+                    call = statement.driver(dialect, rows)
+                    assert call is not None  # _writer_can made sure
+                    yield ("run", *call)
+
+        try:
+            writer.batch(requests())
+        except _sqlite.Refused as exc:
+            if exc.kind == "position":
+                problem = out_of_sequence(batch.entries[0].entry_id, int(exc.detail))
+            elif exc.kind == "integrity":
+                problem = self._diagnose(engine, batch, str(exc.detail))
+            else:
+                problem = str(exc.detail)
+            raise refuse(self.url, problem) from None
+        except _sqlite.WriterGone as exc:
+            if exc.committing:
+                raise StoreError(
+                    f"cannot confirm the commit to {self.url}: {exc}; it may have stopped "
+                    "after committing, so the batch is stored whole or not at all"
+                ) from None
+            raise refuse(self.url, str(exc)) from None
 
     @staticmethod
     def _next_position(conn: sa.Connection) -> int:
         last = _LAST_POSITION.fetch(conn, ())[0][0]
         return 0 if last is None else int(last) + 1
 
-    def _diagnose(self, engine: sa.Engine, batch: Batch, exc: sa.exc.IntegrityError) -> str:
+    def _diagnose(self, engine: sa.Engine, batch: Batch, reason: str) -> str:
         """Which constraint a refused batch broke, in words."""
         try:
             with engine.connect() as conn:
@@ -819,7 +937,7 @@ class SQLStore:
                             return identity_taken(identity, owner)
         except sa.exc.SQLAlchemyError:
             pass
-        return f"a constraint of the database failed ({self._reason(exc)})"
+        return f"a constraint of the database failed ({reason})"
 
     # ------------------------------------------------------------------ reading
 
@@ -1084,8 +1202,8 @@ class SQLStore:
 class SQLiteStore(SQLStore):
     """A store in the SQLite database file at ``path`` (``":memory:"``: in memory)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, writer_process: bool = True) -> None:
         text = os.fspath(path)
         self.path = text if text == ":memory:" else os.path.abspath(text)
         database = None if text == ":memory:" else self.path
-        super().__init__(sa.URL.create("sqlite", database=database))
+        super().__init__(sa.URL.create("sqlite", database=database), writer_process=writer_process)

@@ -20,15 +20,28 @@ because another process wrote since it started reading.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 
+from communitykit.store import _writer
 from communitykit.store._schema import WRITE_OPTION
 
-__all__ = ["BUSY_TIMEOUT_MS", "Checkpointer", "configure"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "Checkpointer",
+    "Refused",
+    "WriterGone",
+    "WriterProcess",
+    "configure",
+]
 
 log = structlog.get_logger("communitykit.store")
 
@@ -42,6 +55,11 @@ _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
 )
+
+
+_WRITER = str(Path(_writer.__file__).resolve())
+#: The pipe to the writer process holds this much (where the system lets it grow).
+_PIPE_BYTES = 1 << 20
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -106,3 +124,176 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):
             self.checkpoint()
+
+
+class WriterGone(Exception):
+    """The writer process stopped or could not start (the message says which).
+
+    ``committing``: it stopped after it was told to commit, before it answered.
+    """
+
+    committing = False
+
+
+class Refused(Exception):
+    """The writer process refused a batch: ``kind`` and ``detail`` as it answered."""
+
+    def __init__(self, kind: str, detail: Any) -> None:
+        super().__init__(kind, detail)
+        self.kind = kind
+        self.detail = detail
+
+
+class WriterProcess:
+    """A child process that runs the statements of large batches on its own core.
+
+    Started at the first :meth:`batch` and kept until :meth:`stop`; one that
+    stopped (or was killed) is replaced at the next batch. See :mod:`._writer`
+    for what it does and how the two talk.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id (None before the first batch and after :meth:`stop`)."""
+        return None if self._proc is None else self._proc.pid
+
+    def _start(self) -> None:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", _WRITER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise WriterGone(f"cannot start the writer process: {exc.strerror or exc}") from None
+        self._proc = proc
+        if sys.platform == "linux" and proc.stdin is not None:
+            # room for a batch's rows ahead of the process (Linux; 64 KiB otherwise)
+            import fcntl
+
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        try:
+            self._send(("open", self._path, _PRAGMAS))
+            reply = self._receive()
+        except BaseException:
+            self._kill()
+            raise
+        if reply[0] != "ready":
+            self._kill()
+            raise WriterGone(f"the writer process cannot open the database: {reply[1]}")
+
+    def _send(self, message: object) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(_writer.frame(message))
+        except (BrokenPipeError, ValueError):
+            raise WriterGone(self._gone()) from None
+
+    def _receive(self) -> tuple[Any, ...]:
+        self._flush()
+        return self._read()
+
+    def _flush(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdin is not None
+        try:
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            raise WriterGone(self._gone()) from None
+
+    def _read(self) -> tuple[Any, ...]:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdout is not None
+        reply = _writer.read_frame(proc.stdout)
+        if reply is None:
+            raise WriterGone(self._gone())
+        return tuple(reply)
+
+    def _gone(self) -> str:
+        proc = self._proc
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
+        self._kill()
+        return f"the writer process stopped (exit status {code})"
+
+    def batch(self, steps: Iterator[tuple[str, str, Any]]) -> None:
+        """Send each ``(op, sql, value)`` of ``steps`` (``run`` or ``expect``), then commit.
+
+        Raises :class:`Refused` when the process refused the batch (nothing of it is
+        stored) and :class:`WriterGone` when it stopped on the way (then nothing of
+        it is stored, unless it stopped between its commit and its answer). When
+        ``steps`` raises, the batch is rolled back and the exception goes on.
+        """
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._kill()
+                self._start()
+            try:
+                for step in steps:
+                    self._send(step)
+            except WriterGone:
+                raise
+            except Exception:  # the rows could not be built: nothing is stored
+                self._send(("abort",))
+                self._receive()
+                raise
+            except BaseException:
+                self._kill()  # half a frame may have gone out: start afresh next time
+                raise
+            try:
+                self._send(("commit",))
+                self._flush()
+                try:
+                    reply = self._read()
+                except WriterGone as exc:
+                    exc.committing = True
+                    raise
+            except WriterGone:
+                raise
+            except BaseException:
+                self._kill()
+                raise
+        if reply[0] != "ok":
+            raise Refused(reply[0], reply[1] if len(reply) > 1 else None)
+
+    def stop(self) -> None:
+        """Close the database and end the process (killed if it does not end in 10 s)."""
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return
+            try:
+                self._send(("close",))
+                assert proc.stdin is not None
+                proc.stdin.close()
+                proc.wait(timeout=10)
+            except (WriterGone, OSError, subprocess.TimeoutExpired):
+                pass
+            self._kill()
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()

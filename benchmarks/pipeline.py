@@ -382,10 +382,16 @@ def main() -> None:
                 url = f"sqlite:///{Path(folder) / 'bench.db'}"
                 rate = asyncio.run(throughput(url, events, members=joined, reply=reply))
             runs.setdefault(("sqlite", reply), []).append(rate)
+            if not reply:  # the same-run reference for the store's writer process
+                with tempfile.TemporaryDirectory() as folder:
+                    url = f"sqlite:///{Path(folder) / 'bench.db'}?writer=inline"
+                    rate = asyncio.run(throughput(url, events, members=joined))
+                runs.setdefault(("inline", reply), []).append(rate)
     print(f"baseline: parsing the events' JSON     {_spread(bases)}")
     print("default rules and points (the aims):")
     print(f"  engine, in-memory store             {_spread(runs['memory', False], bases)}")
     print(f"  engine, SQLite store (WAL)          {_spread(runs['sqlite', False], bases)}")
+    print(f"    the same, writer=inline           {_spread(runs['inline', False], bases)}")
     print("with a third-party rule asked about every event, replying to every 10th message:")
     print(f"  engine, in-memory store             {_spread(runs['memory', True], bases)}")
     print(f"  engine, SQLite store (WAL)          {_spread(runs['sqlite', True], bases)}")

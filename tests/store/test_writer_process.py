@@ -312,3 +312,17 @@ def test_a_frame_carries_plain_rows_and_anything_else() -> None:
         frame = writer_module.frame(value)
         assert writer_module.read_frame(io.BytesIO(frame)) == value
         assert writer_module.read_frame(io.BytesIO(frame[:-1])) is None
+
+
+def test_a_writer_that_cannot_start_leaves_the_store_writing_batches_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from communitykit.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "_WRITER", str(tmp_path / "missing.py"))
+    store = through_writer(tmp_path / "f.db")
+    store.commit(big_batch(600))
+    assert store._writer is None
+    store.commit(big_batch(600, start=600, ledger=_ledger_after(600)))
+    store.close()
+    assert len(dump(tmp_path / "f.db")["ck_events"]) == 1200

@@ -28,6 +28,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+import structlog
 
 from communitykit.model import (
     Action,
@@ -84,6 +85,8 @@ from communitykit.store._schema import (
 __all__ = ["WRITER_ROWS", "SQLStore", "SQLiteStore"]
 
 T = TypeVar("T")
+
+log = structlog.get_logger("communitykit.store")
 
 #: Rows fetched from the database at a time while a read streams.
 _YIELD_PER = 1000
@@ -719,6 +722,10 @@ def _outbox_item(row: sa.Row[Any]) -> OutboxItem:
     )
 
 
+class _WriterUnavailable(Exception):
+    """The writer process could not be started: the store writes batches itself."""
+
+
 class SQLStore:
     """A store in the SQL database at ``url`` (a SQLAlchemy URL).
 
@@ -831,8 +838,12 @@ class SQLStore:
             and len(batch) >= self._writer_rows
             and self._writer_can(engine.dialect)
         ):
-            self._commit_through(writer, engine, batch, first)
-            return
+            try:
+                self._commit_through(writer, engine, batch, first)
+                return
+            except _WriterUnavailable as exc:
+                log.warning("store.writer_unavailable", store=self.url, error=str(exc))
+                self._writer = None
         steps = [(statement, rows) for statement, rows in _steps(batch) if rows]
         try:
             with self._writing(engine) as conn:
@@ -884,6 +895,8 @@ class SQLStore:
                 problem = str(exc.detail)
             raise refuse(self.url, problem) from None
         except _sqlite.WriterGone as exc:
+            if exc.starting:
+                raise _WriterUnavailable(str(exc)) from None
             if exc.committing:
                 raise StoreError(
                     f"cannot confirm the commit to {self.url}: {exc}; it may have stopped "

@@ -129,10 +129,12 @@ class Checkpointer:
 class WriterGone(Exception):
     """The writer process stopped or could not start (the message says which).
 
-    ``committing``: it stopped after it was told to commit, before it answered.
+    ``committing``: it stopped after it was told to commit, before it answered;
+    ``starting``: it could not be started (no batch was sent).
     """
 
     committing = False
+    starting = False
 
 
 class Refused(Exception):
@@ -242,7 +244,11 @@ class WriterProcess:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._kill()
-                self._start()
+                try:
+                    self._start()
+                except WriterGone as exc:
+                    exc.starting = True
+                    raise
             try:
                 for step in steps:
                     self._send(step)

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from communitykit.model import MessagePosted
 from communitykit.store import Batch, SQLiteStore, SQLStore, StoreError, _sql, open_store
 from communitykit.store._schema import METADATA, SCHEMA_VERSION, events, states
 
-from .test_store_contract import full_batch, sample_entries, snapshot
+from .test_store_contract import at, full_batch, sample_entries, snapshot
 
 
 def _version(path: Path) -> list[tuple[int]]:
@@ -270,6 +271,72 @@ def test_commits_leave_checkpoints_to_the_background_and_close_empties_the_log(
         store.close()
     assert not wal.exists() or wal.stat().st_size == 0  # truncated at close
     assert store._checkpointer is None
+
+
+def _messages(batch: int, count: int = 300) -> Batch:
+    return Batch(
+        events=[
+            MessagePosted(
+                event_id=f"b{batch}-{n}",
+                platform="telegram",
+                group="-100123",
+                user=str(n % 50),
+                at=at(n),
+                message_id=str(n),
+                text="早上好",
+            )
+            for n in range(count)
+        ]
+    )
+
+
+def test_a_checkpoint_overlapping_commits_still_lets_the_log_start_again(
+    tmp_path: Path,
+) -> None:
+    """Committing without pause, every first pass overlaps a commit: the second
+    pass, between commits, checkpoints the log whole, and the next commit writes
+    the log from its start again (with the first pass alone, it grows without end)."""
+    store = SQLiteStore(tmp_path / "c.db")
+    store.open()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer._stopping.set()  # hold the background rounds: this test runs them
+    checkpointer._thread.join()
+    real = checkpointer._pass
+    passes: list[tuple[int, int] | None] = []
+
+    def overlapped(mode: str) -> tuple[int, int] | None:
+        if passes:
+            passes.append(real(mode))
+            return passes[-1]
+        # a commit under way while the first pass runs (another connection: the
+        # store's own would wait for nothing, which is the point of the first pass)
+        with sqlite3.connect(tmp_path / "c.db", isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO ck_meta (key, value) VALUES ('during', 'the first pass')")
+            passes.append(real(mode))
+            other.execute("COMMIT")
+        return passes[-1]
+
+    try:
+        store.commit(_messages(1))
+        store.commit(_messages(2))
+        checkpointer._pass = overlapped  # type: ignore[method-assign]
+        second = checkpointer.checkpoint()
+        first = passes[0]
+        assert first is not None and second is not None
+        assert first[0] == first[1]  # the first pass copied all it saw...
+        assert second[0] > first[0]  # ...but the commit during it added pages
+        assert second[0] == second[1]  # the second copied those too: the whole log
+        store.commit(_messages(4))
+        log = real("PASSIVE")
+        assert log is not None
+        assert log[0] < first[0]  # the log started again: only the last commit is in it
+        assert store.count_events() == 900
+        assert store.get_meta("during") == "the first pass"
+    finally:
+        checkpointer._pass = real  # type: ignore[method-assign]
+        store.close()
 
 
 def test_a_file_in_a_missing_directory_cannot_be_opened(tmp_path: Path) -> None:

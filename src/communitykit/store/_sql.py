@@ -21,6 +21,7 @@ import json
 import operator
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -756,6 +757,8 @@ class SQLStore:
         self._writer: _sqlite.WriterProcess | None = None
         self._writer_plans: bool | None = None
         self._writer_rows = WRITER_ROWS
+        # held while this store writes: the checkpointer's second pass comes between
+        self._write_lock = threading.RLock()
         self._version = 0
 
     def __repr__(self) -> str:
@@ -781,7 +784,7 @@ class SQLStore:
             raise
         self._engine = engine
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            self._checkpointer = _sqlite.Checkpointer(engine)
+            self._checkpointer = _sqlite.Checkpointer(engine, self._write_lock)
             self._checkpointer.start()
             if self._writer_wanted:
                 self._writer = _sqlite.WriterProcess(os.path.abspath(engine.url.database))
@@ -885,7 +888,8 @@ class SQLStore:
                     yield ("run", *call)
 
         try:
-            writer.batch(requests())
+            with self._write_lock:
+                writer.batch(requests())
         except _sqlite.Refused as exc:
             if exc.kind == "position":
                 problem = out_of_sequence(batch.entries[0].entry_id, int(exc.detail))
@@ -1151,11 +1155,10 @@ class SQLStore:
             raise not_open(self.url)
         return self._engine
 
-    @staticmethod
     @contextmanager
-    def _writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    def _writing(self, engine: sa.Engine) -> Iterator[sa.Connection]:
         """A connection in a write transaction, committed when the block ends without error."""
-        with engine.connect() as conn:
+        with self._write_lock, engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn

@@ -86,13 +86,20 @@ def configure(engine: sa.Engine) -> None:
 class Checkpointer:
     """Checkpoints a SQLite database's write-ahead log from a background thread.
 
-    Every ``interval`` seconds it runs a passive checkpoint (which never waits for
-    readers or the writer); :meth:`stop` runs a last, truncating one so the log
-    file is left empty.
+    Every ``interval`` seconds it checkpoints in two passes. The first is passive:
+    it copies what the log holds while the store goes on committing, waiting for
+    no one. The second runs between two commits (it takes ``lock``, which the store
+    holds while it writes) and copies what was committed during the first, a few
+    pages: the log is then checkpointed whole, and the next commit writes it again
+    from its start. With the first pass alone, a store committing without pause
+    (each checkpoint overlapping a commit) would see its log grow without end.
+
+    :meth:`stop` runs a last, truncating checkpoint so the log file is left empty.
     """
 
-    def __init__(self, engine: sa.Engine, interval: float = 1.0) -> None:
+    def __init__(self, engine: sa.Engine, lock: threading.RLock, interval: float = 0.5) -> None:
         self._engine = engine
+        self._lock = lock
         self._interval = interval
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -106,20 +113,32 @@ class Checkpointer:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.checkpoint("TRUNCATE")
+        with self._lock:
+            self._pass("TRUNCATE")
 
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Checkpoint the log in the two passes; returns the second's ``(pages in
+        the log, pages checkpointed)``, None when a pass failed."""
+        first = self._pass("PASSIVE")
+        if first is None or first[0] <= 0:
+            return first  # failed, or nothing in the log
+        with self._lock:
+            return self._pass("PASSIVE")
+
+    def _pass(self, mode: str) -> tuple[int, int] | None:
         try:
             connection = self._engine.raw_connection()
             try:
                 cursor = connection.cursor()
                 cursor.execute(f"PRAGMA wal_checkpoint({mode})")
-                cursor.fetchall()
+                row = cursor.fetchone()
                 cursor.close()
             finally:
                 connection.close()
         except Exception as exc:  # a busy database: the next round tries again
             log.warning("store.checkpoint_failed", mode=mode, error=f"{type(exc).__name__}")
+            return None
+        return (int(row[1]), int(row[2])) if row is not None else None
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):

@@ -223,9 +223,19 @@ def parse_baseline(events: list[Event]) -> float:
 
 
 async def latency(
-    store_url: str, events: list[Event], rate: int, *, members: int = MEMBERS
+    store_url: str,
+    events: list[Event],
+    rate: int,
+    *,
+    members: int = MEMBERS,
+    log_sizes: list[int] | None = None,
 ) -> list[float]:
-    """Open loop: events are offered at ``rate`` per second whatever the engine does."""
+    """Open loop: events are offered at ``rate`` per second whatever the engine does.
+
+    ``log_sizes``: on a SQLite file, the size of its write-ahead log after each
+    batch is appended to it.
+    """
+    wal = Path(store_url.removeprefix("sqlite:///") + "-wal")
     app, clock = await make_app(store_url, members=members)
     clock.set(events[-1].at)
     tick = 0.01
@@ -245,6 +255,8 @@ async def latency(
         await app.feed(batch)
         done = time.perf_counter()
         latencies.extend(done - t for t in offered_at)
+        if log_sizes is not None and wal.exists():
+            log_sizes.append(wal.stat().st_size)
         offered = due
     app.close()
     return latencies
@@ -400,13 +412,15 @@ def main() -> None:
     offered = make_events(count, seed=2)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'latency.db'}"
-        lat = asyncio.run(latency(url, offered, args.rate, members=joined))  # with replies
+        log_sizes: list[int] = []
+        lat = asyncio.run(latency(url, offered, args.rate, members=joined, log_sizes=log_sizes))
     lat.sort()
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
     print(
         f"latency event -> outbox at {args.rate:,} events/s offered (SQLite, replying rule): "
         f"p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1] * 1000:.1f} ms "
-        f"(mean {statistics.fmean(lat) * 1000:.1f} ms)"
+        f"(mean {statistics.fmean(lat) * 1000:.1f} ms); "
+        f"write-ahead log at most {max(log_sizes, default=0) / 2**20:.0f} MiB"
     )
     if not args.skip_memory and args.big_members > 0:
         base_mb, rss_mb, loaded, seconds = memory(args.big_members)

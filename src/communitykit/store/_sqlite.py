@@ -117,8 +117,9 @@ class Checkpointer:
             self._pass("TRUNCATE")
 
     def checkpoint(self) -> tuple[int, int] | None:
-        """Checkpoint the log in the two passes; returns the second's ``(pages in
-        the log, pages checkpointed)``, None when a pass failed."""
+        """Checkpoint the log in the two passes; returns the last pass's ``(pages
+        in the log, pages checkpointed)`` (the first's alone when the log was
+        empty), None when a pass failed."""
         first = self._pass("PASSIVE")
         if first is None or first[0] <= 0:
             return first  # failed, or nothing in the log

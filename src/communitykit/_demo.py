@@ -153,7 +153,26 @@ def run_demo(
 
     if members < 1 or days < 1:
         raise CommunityKitError("the demo needs at least 1 member and 1 day")
+    _check_folder(Path(folder))
     return asyncio.run(_run(members, days, seed, folder, plugins or make_plugin_manager(), on_day))
+
+
+def _check_folder(folder: Path) -> None:
+    """Refuse a folder the demo cannot use: it must be new, or a folder without an
+    earlier demo's database (whose members and ledger the run would add to)."""
+    if folder.exists() and not folder.is_dir():
+        raise CommunityKitError(f"{folder} is not a folder: give a new or empty one")
+    if (folder / "demo.db").exists():
+        raise CommunityKitError(
+            f"{folder} already holds a demo (demo.db): give a new or empty folder, "
+            "so the run starts from nothing"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommunityKitError(
+            f"cannot create the folder {folder}: {exc.strerror or exc}"
+        ) from None
 
 
 async def _run(

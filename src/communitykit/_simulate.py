@@ -28,6 +28,7 @@ from communitykit._plugin_types import Adapter, PlatformSettings
 from communitykit._segments import member_stage
 from communitykit.app import CommunityApp
 from communitykit.config import CommunityConfig
+from communitykit.engine import unusable
 from communitykit.model import (
     AuditKind,
     AuditRecord,
@@ -123,7 +124,7 @@ async def _replay(
     platforms: set[str] = set(config.platforms) | {g.platform for g in config.community.groups}
     first_at: datetime | None = None
     for _number, item in read_events(events_path):
-        if isinstance(item, FormatError):
+        if isinstance(item, FormatError) or unusable(item) is not None:
             continue
         platforms.add(item.platform)
         if first_at is None or item.at < first_at:
@@ -147,13 +148,15 @@ async def _replay(
         if isinstance(item, FormatError):
             skipped.append({"line": number, "reason": item.detail, "field": item.field})
             continue
+        problem = unusable(item)
+        if problem is not None:  # the engine would refuse it: the clock must not follow it
+            skipped.append({"line": number, "reason": f"the event has {problem}"})
+            continue
         if item.at > clock.now():  # an event from the past is processed at the clock's time
             await engine.advance_to(item.at, clock.set)
         result = await engine.process([item])
         recorded += result.recorded
         duplicates += result.duplicates
-        if result.rejected:
-            skipped.append({"line": number, "reason": "the event has no platform, id or user"})
         if progress is not None:
             progress(1)
     await engine.advance_to(clock.now(), clock.set)

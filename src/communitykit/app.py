@@ -302,9 +302,12 @@ class CommunityApp:
         if not text:
             return None
         beat: dict[str, Any] = json.loads(text)
-        mine = beat.get("pid") == os.getpid() and beat.get("host") == socket.gethostname()
+        here = beat.get("host") == socket.gethostname()
+        pid = beat.get("pid")
+        if here and (pid == os.getpid() or not _alive(pid)):  # this process, or one gone
+            return None
         fresh = time.time() - float(beat.get("at", 0)) < 3 * HEARTBEAT_SECONDS
-        return beat if fresh and not mine else None
+        return beat if fresh else None
 
     async def _stop_dispatcher(self) -> None:
         self._stop.set()
@@ -443,9 +446,13 @@ class CommunityApp:
         return [link for link in self.store.load_links() if link.identity in mine]
 
     def balance(self, member_id: str) -> int:
+        """The member's spendable points (raises UnknownMember for an unknown id)."""
+        self.engine.graph.get(member_id)
         return self.engine.balance(member_id)
 
     def tier(self, member_id: str) -> str:
+        """The member's tier (raises UnknownMember for an unknown id)."""
+        self.engine.graph.get(member_id)
         return self.engine.tier(member_id)
 
     def history(self, member_id: str) -> list[Entry]:
@@ -650,3 +657,16 @@ class CommunityApp:
 
     def _config_path(self) -> str:
         return str(self.config.path) if self.config.path is not None else "community.toml"
+
+
+def _alive(pid: object) -> bool:
+    """Whether a process ``pid`` runs on this host (True when that cannot be told)."""
+    if type(pid) is not int or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: it exists
+        return True
+    return True

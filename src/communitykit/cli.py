@@ -12,12 +12,13 @@ import csv
 import io
 import json
 import logging
+import re
 import signal
 import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +251,24 @@ def _find_member(app: Any, text: str) -> Any:
     )
 
 
-def _parse_import(path: Path) -> tuple[list[Any], list[str]]:
+_PLATFORM = re.compile(r"[a-z][a-z0-9_.-]*")
+
+
+def _parse_import(path: Path, tz: tzinfo = UTC) -> tuple[list[Any], list[str]]:
+    """The members of an import file, and what is wrong with it (line by line).
+
+    A ``joined_at`` that is a plain date is midnight of that day in ``tz`` (the
+    community's time zone).
+    """
+    try:
+        return _read_import(path, tz)
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte {exc.start + 1}): save the file as CSV UTF-8"
+        ) from None
+
+
+def _read_import(path: Path, tz: tzinfo) -> tuple[list[Any], list[str]]:
     from communitykit.model import Member, PlatformIdentity
 
     members: list[Any] = []
@@ -283,6 +301,12 @@ def _parse_import(path: Path) -> tuple[list[Any], list[str]]:
             if not platform or not user_id:
                 problems.append(f"{path}:{line}: platform and user_id are required")
                 continue
+            if not _PLATFORM.fullmatch(platform):
+                problems.append(
+                    f"{path}:{line}: platform must be a lowercase name of letters, digits, "
+                    f'".", "_" or "-" starting with a letter (as in the config), found {platform!r}'
+                )
+                continue
             joined_at = None
             if joined:
                 try:
@@ -293,8 +317,8 @@ def _parse_import(path: Path) -> tuple[list[Any], list[str]]:
                     )
                     continue
                 if joined_at.tzinfo is None:
-                    if len(joined) == 10:  # a plain date: midnight UTC
-                        joined_at = joined_at.replace(tzinfo=UTC)
+                    if len(joined) == 10:  # a plain date: midnight in the community
+                        joined_at = joined_at.replace(tzinfo=tz)
                     else:
                         problems.append(
                             f"{path}:{line}: joined_at needs a UTC offset, found {joined!r}"
@@ -319,10 +343,11 @@ def _parse_import(path: Path) -> tuple[list[Any], list[str]]:
 
 
 def _cmd_members_import(args: argparse.Namespace) -> int:
+    from communitykit.config import load_config
     from communitykit.model import LinkMethod, LinkProvenance
 
     path = Path(args.file)
-    members, problems = _parse_import(path)
+    members, problems = _parse_import(path, load_config(args.config).community.tz)
     if problems:
         for problem in problems:
             err.print(problem, markup=False)
@@ -343,6 +368,9 @@ def _cmd_members_import(args: argparse.Namespace) -> int:
 def _cmd_members_list(args: argparse.Namespace) -> int:
     app = _open(args.config)
     try:
+        names = [tier.name for tier in app.config.ladder.tiers]
+        if args.tier and args.tier not in names:
+            raise UsageError(f"no tier {args.tier!r}: the tiers are {', '.join(names)}")
         table = Table(show_edge=False)
         for column in ("member", "name", "tier", "balance", "status", "tags"):
             table.add_column(column, justify="right" if column == "balance" else "left")
@@ -409,12 +437,24 @@ def _cmd_members_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_points_award(args: argparse.Namespace) -> int:
+    if args.key is not None and not args.key.strip():
+        raise UsageError("--key must not be empty: leave it out for a new key of its own")
     app = _open_to_change(args.config)
     try:
         member = _find_member(app, args.member)
-        key = args.key or f"manual:{uuid.uuid4()}"
+        key = args.key if args.key is not None else f"manual:{uuid.uuid4()}"
+        used = app.engine.ledger.has_key(key)
         entry = asyncio.run(app.award(member.member_id, args.points, reason=args.reason, key=key))
-        if entry is None:
+        if used:
+            done = (
+                "nothing" if entry is None else f"entry {entry.entry_id}, {entry.points} point(s)"
+            )
+            out.print(
+                f"nothing new awarded: the key {key!r} was used before ({done}); "
+                f"balance {app.balance(member.member_id)}",
+                markup=False,
+            )
+        elif entry is None:
             out.print(f"nothing awarded: the daily cap for {args.reason!r} is reached")
         else:
             out.print(

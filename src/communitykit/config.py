@@ -42,6 +42,7 @@ from communitykit._errors import CommunityKitError, ModelError
 from communitykit._plugin_types import PlatformSettings
 from communitykit._secret import Secret
 from communitykit.model._community import Community, Group
+from communitykit.model._ledger import MAX_POINTS
 from communitykit.model._lifecycle import LifecycleSettings
 from communitykit.model._segments import (
     BUILTIN_SEGMENTS,
@@ -152,6 +153,12 @@ def _non_negative(_instance: Any, attribute: Any, value: int) -> None:
         raise ModelError(f"{attribute.name} must be a whole number >= 0, got {value!r}")
 
 
+def _points_amount(_instance: Any, attribute: Any, value: int) -> None:
+    _non_negative(_instance, attribute, value)
+    if value > MAX_POINTS:
+        raise ModelError(f"{attribute.name} must be at most {MAX_POINTS:,}, got {value:,}")
+
+
 def _positive_or_none(_instance: Any, attribute: Any, value: int | None) -> None:
     if value is not None and (type(value) is not int or value < 1):
         raise ModelError(f"{attribute.name} must be a whole number >= 1 or None, got {value!r}")
@@ -178,9 +185,9 @@ class PointsConfig:
     makes credits expire (``None``: they never do).
     """
 
-    message: int = attrs.field(default=1, validator=_non_negative)
+    message: int = attrs.field(default=1, validator=_points_amount)
     message_daily_cap: int = attrs.field(default=20, validator=_non_negative)
-    reaction_received: int = attrs.field(default=1, validator=_non_negative)
+    reaction_received: int = attrs.field(default=1, validator=_points_amount)
     reaction_daily_cap: int = attrs.field(default=10, validator=_non_negative)
     expire_after_days: int | None = attrs.field(default=None, validator=_positive_or_none)
 
@@ -322,7 +329,7 @@ def parse_config(
     text: str,
     *,
     path: str = "community.toml",
-    base_dir: Path | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> CommunityConfig:
     """Validate configuration ``text`` as if it were the file ``path``.
@@ -332,7 +339,7 @@ def parse_config(
     folder of ``path``, from the current directory). The result's ``path`` is
     ``None``.
     """
-    folder = (base_dir if base_dir is not None else Path(path).parent).absolute()
+    folder = (Path(base_dir) if base_dir is not None else Path(path).parent).absolute()
     return _load(text, shown=path, base_dir=folder, stem=Path(path).stem, file=None, env=environ)
 
 
@@ -812,8 +819,10 @@ class _Loader:
             if rest:
                 raise self.error(parts, expected='"memory://"', found=_quote(_redact_url(value)))
             return "memory://"
-        if scheme != "sqlite" and not scheme.startswith("sqlite+"):
+        if scheme.partition("+")[0] in ("postgresql", "postgres"):
             return value
+        if scheme != "sqlite" and not scheme.startswith("sqlite+"):
+            raise self.error(parts, expected=expected, found=_quote(_redact_url(value)))
         if rest == "":  # "sqlite://": an in-memory SQLite database
             return value
         if not rest.startswith("/"):
@@ -922,11 +931,15 @@ class _Loader:
         table = self.table(value, parts)
         self.check_keys(table, parts, _POINTS)
         return PointsConfig(
-            message=self.integer(table, parts, "message", minimum=0, default=1),
+            message=self.integer(
+                table, parts, "message", minimum=0, maximum=MAX_POINTS, default=1
+            ),
             message_daily_cap=self.integer(
                 table, parts, "message_daily_cap", minimum=0, default=20
             ),
-            reaction_received=self.integer(table, parts, "reaction_received", minimum=0, default=1),
+            reaction_received=self.integer(
+                table, parts, "reaction_received", minimum=0, maximum=MAX_POINTS, default=1
+            ),
             reaction_daily_cap=self.integer(
                 table, parts, "reaction_daily_cap", minimum=0, default=10
             ),

@@ -54,6 +54,7 @@ from communitykit._plugin_types import (
 )
 from communitykit.builtins.points import NATIVE_RULES
 from communitykit.model import (
+    MAX_POINTS,
     Action,
     ApproveJoin,
     AuditKind,
@@ -550,7 +551,7 @@ class Engine:
         async with self._lock:
             valid: list[Event] = []
             for event in events:
-                problem = _unusable(event)
+                problem = unusable(event)
                 if problem is None:
                     valid.append(event)
                 else:
@@ -1183,7 +1184,8 @@ class Engine:
     @staticmethod
     @functools.lru_cache(maxsize=4096)
     def _multiplied(points: int, multiplier: Decimal) -> int:
-        return apply_multiplier(points, multiplier)
+        """``points`` at the tier's rate, held to the most one entry may move."""
+        return min(apply_multiplier(points, multiplier), MAX_POINTS)
 
     def _queue_action(self, action: Action, pending: _Pending) -> bool:
         """Put ``action`` in the batch's outbox if its platform can perform it."""
@@ -1932,8 +1934,9 @@ class Engine:
         return added, skipped
 
 
-def _unusable(event: Event) -> str | None:
-    """Why an event cannot be processed at all, if it cannot."""
+def unusable(event: Event) -> str | None:
+    """Why the engine refuses an event outright, if it does: completes "the event
+    has ..." (no platform, no id, no user, or a time outside 1970-2200)."""
     if not event.platform:
         return "no platform"
     if not event.event_id:
@@ -1941,7 +1944,7 @@ def _unusable(event: Event) -> str | None:
     if not event.user:
         return "no user"
     if not _EARLIEST <= event.at <= _LATEST:
-        return f"its time {event.at.isoformat()} is not between 1970 and 2200"
+        return f"a time ({event.at.isoformat()}) outside 1970-2200"
     return None
 
 

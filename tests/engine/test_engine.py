@@ -372,3 +372,14 @@ async def test_a_rule_bug_that_escapes_leaves_the_state_as_stored() -> None:
     assert app.balance("console:ana") == 2  # the half-processed batch left no trace
     assert len(app.engine.ledger) == 1
     assert app.store.count_events() == 1
+
+
+async def test_every_member_query_refuses_an_unknown_id_alike() -> None:
+    from communitykit import UnknownMember
+
+    app, _ = memory_app(config_text=LADDER, adapters={"console": ScriptedAdapter()})
+    await app.feed([msg(1)])
+    assert app.balance("console:ana") == 2
+    for query in (app.balance, app.tier, app.history, app.state, app.get_member):
+        with pytest.raises(UnknownMember, match="console:nobody"):
+            query("console:nobody")

@@ -32,8 +32,9 @@ from communitykit._errors import (
     DuplicateEntry,
     InsufficientPoints,
     InvalidOperation,
+    ModelError,
 )
-from communitykit.model._ledger import Award, Entry, EntryKind, Ledger
+from communitykit.model._ledger import MAX_POINTS, Award, Entry, EntryKind, Ledger
 
 # --------------------------------------------------------------------------- time
 
@@ -1312,3 +1313,27 @@ def test_daily_cap_never_exceeded_across_time_zones_and_dst(
     for entry in ledger:
         from_entries[(entry.member, entry.reason, entry.at.astimezone(zone).date())] += entry.points
     assert from_entries == +credited
+
+
+@settings(LEDGER_SETTINGS, max_examples=100)
+@given(
+    amount=st.one_of(st.integers(1, MAX_POINTS), st.integers(MAX_POINTS + 1, 2**80)),
+    operation=st.sampled_from(["award", "award_seq", "award_pending", "spend"]),
+)
+def test_no_entry_moves_more_than_max_points(amount: int, operation: str) -> None:
+    """Every store keeps amounts in 64 bits: the ledger refuses more, alike for each
+    way points move, and a refused operation leaves the ledger as it was."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    ledger = Ledger("UTC")
+    ledger.award("m", MAX_POINTS, reason="seed", at=at, key="seed")
+    before = (len(ledger), ledger.balance("m"), ledger.pending_points("m"))
+    do = getattr(ledger, operation)
+    call = partial(do, "m", amount, reason="x", at=at, key="k")
+    if amount > MAX_POINTS:
+        with pytest.raises(ModelError, match="at most 1,000,000,000,000"):
+            call()
+        assert (len(ledger), ledger.balance("m"), ledger.pending_points("m")) == before
+        assert not ledger.has_key("k")
+    else:
+        call()
+        assert ledger.has_key("k")

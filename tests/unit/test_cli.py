@@ -327,3 +327,146 @@ def test_broadcast_only_queues_when_the_community_runs_elsewhere(
         assert item.status.value == "pending"  # queued, left for the running community
     finally:
         app.close()
+
+
+def test_simulate_skips_an_event_outside_the_engines_years_and_replays_the_rest(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    lines = [
+        event(1, at="0001-01-01T00:00:00+14:00"),  # the clock must not follow these
+        event(2),
+        event(3, at="9999-12-31T23:59:59-12:00"),
+        event(4, at="2026-03-29T10:00:00+08:00"),
+    ]
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out_dir = tmp_path / "out"
+    assert main(["simulate", str(config), str(events), "--out", str(out_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"{events}:1: skipped" in err and f"{events}:3: skipped" in err
+    assert "outside 1970-2200" in err and "Traceback" not in err
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["events"] == {"read": 4, "recorded": 2, "duplicates": 0, "skipped": 2}
+    ledger = [json.loads(line) for line in (out_dir / "ledger.jsonl").read_text().splitlines()]
+    assert [e["at"][:10] for e in ledger] == ["2026-03-29", "2026-03-29"]
+
+
+def test_points_award_beyond_the_limit_is_one_line_and_stores_nothing(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text("platform,user_id,display_name,joined_at,tags\ntelegram,1,Ana,,\n")
+    assert main(["members", "import", str(config), str(csv)]) == 0
+    award = ["points", "award", str(config), "telegram:1"]
+    assert main([*award, str(2**63)]) == 1
+    err = capsys.readouterr().err
+    assert "at most 1,000,000,000,000" in err and "Traceback" not in err
+    assert main([*award, "1000000000000"]) == 0  # the limit itself is fine
+    capsys.readouterr()
+    assert main(["points", "history", str(config), "telegram:1"]) == 0
+    assert "balance 1000000000000" in capsys.readouterr().out
+
+
+def test_points_award_says_when_its_key_was_used_before_and_refuses_an_empty_one(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text("platform,user_id,display_name,joined_at,tags\ntelegram,1,Ana,,\n")
+    assert main(["members", "import", str(config), str(csv)]) == 0
+    award = ["points", "award", str(config), "telegram:1", "50", "--key", "meetup"]
+    assert main(award) == 0
+    assert "awarded 50 point(s)" in capsys.readouterr().out
+    assert main(award) == 0
+    again = capsys.readouterr().out
+    assert "nothing new awarded: the key 'meetup' was used before" in again
+    assert "balance 50" in again
+    assert main(["points", "award", str(config), "telegram:1", "5", "--key", ""]) == 1
+    assert "--key must not be empty" in capsys.readouterr().err
+    assert main(["points", "history", str(config), "telegram:1"]) == 0
+    assert "balance 50" in capsys.readouterr().out
+
+
+def test_members_import_reads_dates_in_the_communitys_zone_and_checks_platforms(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "platform,user_id,display_name,joined_at,tags\n"
+        "Telegram,1,Ana,,\n"
+        "console:evil,2,Bo,,\n"
+        "telegram,3,Cy,2026-01-05,\n",
+        encoding="utf-8",
+    )
+    assert main(["members", "import", str(config), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: platform must be a lowercase name" in err
+    assert f"{bad}:3: platform must be a lowercase name" in err
+    assert f"{bad}:4:" not in err
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "platform,user_id,display_name,joined_at,tags\ntelegram,3,Cy,2026-01-05,\n",
+        encoding="utf-8",
+    )
+    assert main(["members", "import", str(config), str(good)]) == 0
+    capsys.readouterr()
+    assert main(["members", "show", str(config), "telegram:3"]) == 0
+    assert "2026-01-05T00:00:00+08:00" in capsys.readouterr().out  # Asia/Shanghai
+
+
+def test_members_import_of_a_file_not_in_utf8_is_one_line(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes(
+        "platform,user_id,display_name,joined_at,tags\nconsole,g1,韩梅梅,,\n".encode("gbk")
+    )
+    assert main(["members", "import", str(config), str(gbk)]) == 1
+    err = capsys.readouterr().err
+    assert f"{gbk}: not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_demo_refuses_a_folder_with_an_earlier_demo_or_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "d"
+    assert main(["demo", "--members", "10", "--days", "2", "--folder", str(folder)]) == 0
+    stored = (folder / "demo.db").read_bytes()
+    capsys.readouterr()
+    assert main(["demo", "--members", "10", "--days", "2", "--folder", str(folder)]) == 1
+    assert "already holds a demo" in capsys.readouterr().err
+    assert (folder / "demo.db").read_bytes() == stored  # untouched
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    assert main(["demo", "--members", "10", "--days", "2", "--folder", str(a_file)]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_runner_that_died_on_this_host_does_not_hold_changes_back(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from communitykit import CommunityApp
+    from communitykit.app import RUNNER_META
+    from communitykit.store import Batch
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    csv = tmp_path / "m.csv"
+    csv.write_text("platform,user_id,display_name,joined_at,tags\ntelegram,1,Ana,,\n")
+    for pid, refused in ((dead.pid, False), (os.getppid(), True)):  # gone; alive
+        app = CommunityApp.from_file(config)
+        app.open(with_adapters=False)
+        beat = {"pid": pid, "host": socket.gethostname(), "at": time.time()}
+        app.store.commit(Batch(meta={RUNNER_META: json.dumps(beat)}))
+        app.close()
+        assert main(["members", "import", str(config), str(csv)]) == (1 if refused else 0)
+        assert ("the community is running" in capsys.readouterr().err) is refused
+
+
+def test_members_list_refuses_a_tier_the_ladder_does_not_have(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["members", "list", str(config), "--tier", "platinum"]) == 1
+    assert "no tier 'platinum': the tiers are base, gold" in capsys.readouterr().err
+    assert main(["members", "list", str(config), "--tier", "gold"]) == 0

@@ -390,7 +390,9 @@ def test_interpolation_reaches_arrays_and_inline_tables() -> None:
 
 def test_interpolated_text_is_still_a_string() -> None:
     err = error_of(minimal('[points]\nmessage = "${POINTS}"\n'), {"POINTS": "3"})
-    assert str(err) == 'community.toml: points.message: expected a whole number >= 0, found "3"'
+    assert str(err) == (
+        'community.toml: points.message: expected a whole number from 0 to 1000000000000, found "3"'
+    )
 
 
 @pytest.mark.parametrize(
@@ -434,9 +436,21 @@ BAD: list[tuple[str, str, str]] = [
         "tiers.ladder[1].threshold",
         'expected a whole number >= 0, found "ten"',
     ),
-    ("[points]\nmessage = true\n", "points.message", "expected a whole number >= 0, found true"),
-    ("[points]\nmessage = 1.5\n", "points.message", "expected a whole number >= 0, found 1.5"),
-    ("[points]\nmessage = -1\n", "points.message", "expected a whole number >= 0, found -1"),
+    (
+        "[points]\nmessage = true\n",
+        "points.message",
+        "expected a whole number from 0 to 1000000000000, found true",
+    ),
+    (
+        "[points]\nmessage = 1.5\n",
+        "points.message",
+        "expected a whole number from 0 to 1000000000000, found 1.5",
+    ),
+    (
+        "[points]\nmessage = -1\n",
+        "points.message",
+        "expected a whole number from 0 to 1000000000000, found -1",
+    ),
     (
         "[points]\nexpire_after_days = 0\n",
         "points.expire_after_days",
@@ -635,12 +649,23 @@ BAD: list[tuple[str, str, str]] = [
         'expected an http:// or https:// URL such as "https://api.telegram.org", '
         'found "api.telegram.org"',
     ),
+    (
+        "[points]\nreaction_received = 1000000000001\n",
+        "points.reaction_received",
+        "expected a whole number from 0 to 1000000000000, found 1000000000001",
+    ),
     # the store
     (
         "[community]\nstore = 'community.db'\n",
         "community.store",
         'expected a store URL such as "sqlite:///community.db", "postgresql://host/db" or '
         '"memory://", found "community.db"',
+    ),
+    (
+        "[community]\nstore = 'mysql://bob:s3cret@db/community'\n",
+        "community.store",
+        'expected a store URL such as "sqlite:///community.db", "postgresql://host/db" or '
+        '"memory://", found "mysql://bob:***@db/community"',
     ),
     (
         "[community]\nstore = 'sqlite://community.db'\n",
@@ -1072,3 +1097,12 @@ def test_the_toml_writer_round_trips() -> None:
 
     document = {"community": {"name": 'a "b"\n\x7f', "x": [1, 2.5, True, {"k": "v"}]}}
     assert tomllib.loads(toml_document(document)) == document
+
+
+def test_parse_config_takes_its_folder_as_text_or_path(tmp_path: Path) -> None:
+    text = '[community]\nname = "x"\nstore = "sqlite:///data/c.db"\n'
+    as_text = parse_config(text, base_dir=str(tmp_path))
+    as_path = parse_config(text, base_dir=tmp_path)
+    assert (
+        as_text.store_url == as_path.store_url == f"sqlite:///{(tmp_path / 'data/c.db').as_posix()}"
+    )

@@ -51,7 +51,14 @@ from communitykit.model._events import (
     event_from_dict,
     event_from_json,
 )
-from communitykit.model._ledger import RESERVED_KEY_PREFIX, Award, Entry, EntryKind, Ledger
+from communitykit.model._ledger import (
+    MAX_POINTS,
+    RESERVED_KEY_PREFIX,
+    Award,
+    Entry,
+    EntryKind,
+    Ledger,
+)
 from communitykit.model._lifecycle import (
     LifecycleSettings,
     Stage,
@@ -96,6 +103,7 @@ from communitykit.model._time import community_day
 __all__ = [
     "ACTION_TYPES",
     "EVENT_TYPES",
+    "MAX_POINTS",
     "RESERVED_KEY_PREFIX",
     "Action",
     "ApproveJoin",

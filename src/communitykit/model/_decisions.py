@@ -20,6 +20,7 @@ from communitykit._errors import ModelError
 from communitykit.model._actions import Action
 from communitykit.model._community import Community, Group
 from communitykit.model._events import Event
+from communitykit.model._ledger import MAX_POINTS
 from communitykit.model._members import Member
 from communitykit.model._moderation import Recent
 from communitykit.model._tiers import Tier
@@ -104,6 +105,8 @@ class AwardPoints:
     def _check_points(self, _attribute: Any, value: int) -> None:
         if type(value) is not int or value <= 0:
             raise ModelError(f"an award needs a positive whole number of points, got {value!r}")
+        if value > MAX_POINTS:
+            raise ModelError(f"an award may be at most {MAX_POINTS:,} points, got {value:,}")
 
 
 @attrs.frozen(kw_only=True)
@@ -123,6 +126,8 @@ class SpendPoints:
     def _check_points(self, _attribute: Any, value: int) -> None:
         if type(value) is not int or value <= 0:
             raise ModelError(f"a spend needs a positive whole number of points, got {value!r}")
+        if value > MAX_POINTS:
+            raise ModelError(f"a spend may be at most {MAX_POINTS:,} points, got {value:,}")
 
 
 def _spends(value: Iterable[SpendPoints]) -> tuple[SpendPoints, ...]:

@@ -48,7 +48,11 @@ from communitykit._errors import (
 )
 from communitykit.model._time import resolve_timezone
 
-__all__ = ["RESERVED_KEY_PREFIX", "Award", "Entry", "EntryKind", "Ledger"]
+__all__ = ["MAX_POINTS", "RESERVED_KEY_PREFIX", "Award", "Entry", "EntryKind", "Ledger"]
+
+#: The most points one entry may move (a trillion): every store keeps amounts and
+#: balances as 64-bit integers, which millions of the largest entries still fit.
+MAX_POINTS = 10**12
 
 #: Idempotency keys starting with this prefix are written by the ledger itself.
 RESERVED_KEY_PREFIX = "ledger:"
@@ -153,6 +157,8 @@ def _utc(moment: datetime) -> datetime:
 def _check_points(points: int) -> None:
     if type(points) is not int or points <= 0:
         raise ModelError(f"points must be a positive whole number, got {points!r}")
+    if points > MAX_POINTS:
+        raise ModelError(f"points must be at most {MAX_POINTS:,}, got {points:,}")
 
 
 def _check_key(key: str) -> None:
@@ -642,7 +648,7 @@ class Ledger:
         if known is not None:
             self._check_replay(key, known, _CREDIT, member, points, reason)
             return known if known >= 0 else -1
-        if type(points) is not int or points <= 0:
+        if type(points) is not int or not 0 < points <= MAX_POINTS:
             _check_points(points)
         if type(key) is not str or not key or key.startswith(RESERVED_KEY_PREFIX):
             _check_key(key)

@@ -579,7 +579,14 @@ class CommunityApp:
                     detail=f"no adapter for platform {name!r} is installed "
                     f"(installed: {known}); install communitykit-{name}",
                 )
-            adapters[name] = adapter_type.factory(wanted[name])
+            try:
+                adapters[name] = adapter_type.factory(wanted[name])
+            except ConfigError:
+                raise
+            except CommunityKitError as exc:  # its options: say in which file
+                raise ConfigError(
+                    self._config_path(), f"platforms.{name}", detail=str(exc)
+                ) from None
         return adapters
 
     def _build_rules(self) -> tuple[list[Rule], dict[str, RuleScope]]:

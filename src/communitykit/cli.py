@@ -151,6 +151,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _event_log(path: str) -> tuple[Path, int]:
     """An event log the command reads, and how many lines it has (for the progress bar)."""
     events = Path(path)
+    if events.is_dir():
+        raise UsageError(f"{events}: a folder, not an event log file")
     if not events.is_file():
         raise UsageError(f"{events}: no such file")
     with events.open("rb") as handle:

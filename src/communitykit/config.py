@@ -931,9 +931,7 @@ class _Loader:
         table = self.table(value, parts)
         self.check_keys(table, parts, _POINTS)
         return PointsConfig(
-            message=self.integer(
-                table, parts, "message", minimum=0, maximum=MAX_POINTS, default=1
-            ),
+            message=self.integer(table, parts, "message", minimum=0, maximum=MAX_POINTS, default=1),
             message_daily_cap=self.integer(
                 table, parts, "message_daily_cap", minimum=0, default=20
             ),

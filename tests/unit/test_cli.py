@@ -470,3 +470,16 @@ def test_members_list_refuses_a_tier_the_ladder_does_not_have(
     assert main(["members", "list", str(config), "--tier", "platinum"]) == 1
     assert "no tier 'platinum': the tiers are base, gold" in capsys.readouterr().err
     assert main(["members", "list", str(config), "--tier", "gold"]) == 0
+
+
+def test_a_bad_platform_option_and_a_folder_for_a_log_are_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "community.toml"
+    config.write_text(CONFIG + '\n[platforms.console]\napi_key = "s3cret-value"\n')
+    assert main(["run", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"{config}: platforms.console:" in err and "unknown option(s) 'api_key'" in err
+    assert "s3cret-value" not in err and "Traceback" not in err
+    assert main(["simulate", str(config), str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert f"{tmp_path}: a folder, not an event log file" in capsys.readouterr().err

@@ -326,6 +326,9 @@ def _read_import(path: Path, tz: tzinfo) -> tuple[list[Any], list[str]]:
                             f"{path}:{line}: joined_at needs a UTC offset, found {joined!r}"
                         )
                         continue
+            if joined_at is not None and joined_at > datetime.now(UTC) + timedelta(days=1):
+                problems.append(f"{path}:{line}: joined_at is in the future, found {joined!r}")
+                continue
             identity = PlatformIdentity(platform, user_id)
             key = str(identity)
             if key in seen:

@@ -483,3 +483,23 @@ def test_a_bad_platform_option_and_a_folder_for_a_log_are_one_line_each(
     assert "s3cret-value" not in err and "Traceback" not in err
     assert main(["simulate", str(config), str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert f"{tmp_path}: a folder, not an event log file" in capsys.readouterr().err
+
+
+def test_import_refuses_a_future_join_and_tag_refuses_an_empty_tag(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "platform,user_id,display_name,joined_at,tags\n"
+        "telegram,1,Ana,2026-01-05,\n"
+        "telegram,2,Bo,2999-01-01,\n"
+    )
+    assert main(["members", "import", str(config), str(csv)]) == 1
+    assert f"{csv}:3: joined_at is in the future, found '2999-01-01'" in capsys.readouterr().err
+    csv.write_text("platform,user_id,display_name,joined_at,tags\ntelegram,1,Ana,2026-01-05,\n")
+    assert main(["members", "import", str(config), str(csv)]) == 0
+    for bad in ("", " vip"):
+        assert main(["members", "tag", str(config), "telegram:1", bad]) == 1
+        assert "a tag must be a non-empty string" in capsys.readouterr().err
+    assert main(["members", "tag", str(config), "telegram:1", "vip"]) == 0
+    assert "telegram:1 tags: vip" in capsys.readouterr().out

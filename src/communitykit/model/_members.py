@@ -84,7 +84,13 @@ def _identity_tuple(value: Iterable[PlatformIdentity]) -> tuple[PlatformIdentity
 def _tag_set(value: Iterable[str]) -> frozenset[str]:
     if isinstance(value, str):
         raise ModelError(f"tags must be a collection of strings, got the string {value!r}")
-    return frozenset(value)
+    tags = frozenset(value)
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+            raise ModelError(
+                f"a tag must be a non-empty string without surrounding spaces, got {tag!r}"
+            )
+    return tags
 
 
 def _non_empty(_instance: Any, attribute: Any, value: str) -> None:

@@ -183,7 +183,6 @@ async def _run(
     plugins: Plugins,
     on_day: Callable[[int], None] | None,
 ) -> DemoResult:
-    folder.mkdir(parents=True, exist_ok=True)
     config = parse_config(DEMO_CONFIG, path=str(folder / "community.toml"), base_dir=folder)
     types = plugins.adapter_types()
     if "console" not in types:

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import logging
-import re
 import signal
 import sys
 import tempfile
@@ -253,9 +252,6 @@ def _find_member(app: Any, text: str) -> Any:
     )
 
 
-_PLATFORM = re.compile(r"[a-z][a-z0-9_.-]*")
-
-
 def _parse_import(path: Path, tz: tzinfo = UTC) -> tuple[list[Any], list[str]]:
     """The members of an import file, and what is wrong with it (line by line).
 
@@ -271,6 +267,8 @@ def _parse_import(path: Path, tz: tzinfo = UTC) -> tuple[list[Any], list[str]]:
 
 
 def _read_import(path: Path, tz: tzinfo) -> tuple[list[Any], list[str]]:
+    from communitykit.config import _NAME as NAME
+    from communitykit.config import _NAME_RULE as NAME_RULE
     from communitykit.model import Member, PlatformIdentity
 
     members: list[Any] = []
@@ -303,11 +301,8 @@ def _read_import(path: Path, tz: tzinfo) -> tuple[list[Any], list[str]]:
             if not platform or not user_id:
                 problems.append(f"{path}:{line}: platform and user_id are required")
                 continue
-            if not _PLATFORM.fullmatch(platform):
-                problems.append(
-                    f"{path}:{line}: platform must be a lowercase name of letters, digits, "
-                    f'".", "_" or "-" starting with a letter (as in the config), found {platform!r}'
-                )
+            if not NAME.fullmatch(platform):  # the config's rule for platform names
+                problems.append(f"{path}:{line}: platform must be {NAME_RULE}, found {platform!r}")
                 continue
             joined_at = None
             if joined:
